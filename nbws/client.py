@@ -1,0 +1,716 @@
+"""nbws.WebSocket: the browser's WebSocket API for Python, living on nbws's loop thread.
+
+A WebSocket returns at once in state CONNECTING, like ``new WebSocket(url)``; the handshake, the
+receiving and the listeners run on the loop thread (see ``nbws.loop``), so a notebook keeps
+receiving while its cells run. Messages go into a MessageStore (``ws.frame``, ``ws.messages``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import itertools
+import socket
+import ssl as ssl_module
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.client import process_exception as retryable_or_fatal
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from . import loop as nbws_loop
+from .errors import ConnectError, ConnectionClosedError
+from .events import CloseEvent, ErrorEvent, MessageEvent, OpenEvent
+from .store import MessageStore, to_datetime
+
+try:
+    from orjson import OPT_NON_STR_KEYS, OPT_SERIALIZE_NUMPY
+    from orjson import dumps as _orjson_dumps
+
+    def _dumps(obj: Any) -> str:
+        return _orjson_dumps(obj, option=OPT_NON_STR_KEYS | OPT_SERIALIZE_NUMPY).decode()
+except ImportError:  # pragma: no cover
+    import json
+
+    def _dumps(obj: Any) -> str:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+__all__ = [
+    "ReadyState",
+    "CONNECTING",
+    "OPEN",
+    "CLOSING",
+    "CLOSED",
+    "EVENT_TYPES",
+    "WebSocket",
+    "connect",
+    "connections",
+    "close_all",
+]
+
+
+class ReadyState(enum.IntEnum):
+    """The browser's ``readyState`` values."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+CONNECTING, OPEN, CLOSING, CLOSED = ReadyState
+
+EVENT_TYPES = ("open", "message", "close", "error")
+
+# Browsers have no message size limit; websockets' 1 MiB default cuts off real snapshots.
+MAX_MESSAGE_SIZE = 64 * 2**20
+CLOSE_TIMEOUT = 10.0
+# Full tracebacks printed per listener before further failures are only counted.
+PRINTED_LISTENER_FAILURES = 3
+# Close codes our side sends when it fails the connection (protocol error, bad data, too big).
+_FAILURE_CODES = {1002, 1003, 1007, 1009, 1011}
+
+Listener = Callable[[Any], Any]
+
+
+class _Registry:
+    """The live connections by name; one instance, ``_registry``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, WebSocket] = {}
+        self._counter = itertools.count(1)
+
+    def claim(self, ws: WebSocket, name: str | None) -> str:
+        """Register ``ws`` under ``name`` (or a fresh ``wsN``); a live namesake is closed first."""
+        with self._lock:
+            if name is None:
+                name = next(f"ws{i}" for i in self._counter if f"ws{i}" not in self._by_name)
+            old = self._by_name.get(name)
+        if old is not None and old is not ws:
+            old.close()
+        with self._lock:
+            self._by_name[name] = ws
+        return name
+
+    def release(self, ws: WebSocket) -> None:
+        with self._lock:
+            if self._by_name.get(ws.name) is ws:
+                del self._by_name[ws.name]
+
+    def live(self) -> dict[str, WebSocket]:
+        with self._lock:
+            return {n: ws for n, ws in self._by_name.items() if ws.ready_state != CLOSED}
+
+
+_registry = _Registry()
+
+
+def connections() -> dict[str, WebSocket]:
+    """Name -> WebSocket for every connection that is not closed."""
+    return _registry.live()
+
+
+def close_all(code: int = 1000, reason: str = "") -> None:
+    """Close every live connection and wait (bounded) for each to finish closing."""
+    for ws in list(_registry.live().values()):
+        ws.close(code, reason)
+
+
+nbws_loop.on_shutdown(close_all)
+
+
+def _validate_url(url: str) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str like 'ws://host:port/path', not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        hint = ""
+        if parts.scheme in ("http", "https"):
+            hint = (
+                f"; did you mean {'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}{parts.path}?"
+            )
+        raise ValueError(f"invalid WebSocket URL {url!r}: the scheme must be ws:// or wss://{hint}")
+    if not parts.hostname:
+        raise ValueError(f"invalid WebSocket URL {url!r}: it has no host (ws://HOST[:PORT]/path)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ValueError(f"invalid WebSocket URL {url!r}: {exc}") from None
+    if parts.fragment:
+        raise ValueError(f"invalid WebSocket URL {url!r}: a WebSocket URL has no #fragment")
+    return url
+
+
+def _validate_close(code: int, reason: str) -> None:
+    if not isinstance(code, int) or not (code == 1000 or 3000 <= code <= 4999):
+        raise ValueError(f"close code must be 1000 or in 3000-4999, not {code!r}")
+    if len(reason.encode("utf-8")) > 123:
+        raise ValueError("close reason must be at most 123 bytes of UTF-8")
+
+
+def _describe_connect_failure(exc: BaseException, url: str, open_timeout: float | None) -> str:
+    """One line that says why the handshake failed and what to try."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'wss' else 80)}"
+    if isinstance(exc, InvalidStatus):
+        r = exc.response
+        return f"server at {url} refused the WebSocket upgrade with HTTP {r.status_code} {r.reason_phrase}"
+    if isinstance(exc, ssl_module.SSLCertVerificationError):
+        return (
+            f"TLS certificate of {where} failed verification ({exc.verify_message}); "
+            "pass ssl= with an SSLContext that trusts it"
+        )
+    if isinstance(exc, ssl_module.SSLError):
+        return f"TLS handshake with {where} failed: {exc.reason or exc}"
+    if isinstance(exc, InvalidHandshake):
+        return f"{url} did not answer with a WebSocket handshake ({exc}); is it a WebSocket endpoint?"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host {parts.hostname!r}; check the URL"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {where}; is the server running?"
+    if isinstance(exc, TimeoutError):
+        return f"no WebSocket handshake from {where} within open_timeout={open_timeout}s"
+    if isinstance(exc, OSError):
+        return f"cannot connect to {where}: {exc.strerror or exc}"
+    return f"cannot connect to {url}: {type(exc).__name__}: {exc}"
+
+
+def _print_listener_failure(message: str, exc: BaseException, with_traceback: bool) -> None:
+    if with_traceback:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    print(message, file=sys.stderr)
+
+
+class WebSocket:
+    """A WebSocket connection, as ``new WebSocket(url)`` in a browser.
+
+    Returns at once in state CONNECTING; ``wait_open()`` blocks until OPEN. Listeners run on
+    nbws's loop thread, with what they print shown under the cell that added them.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        subprotocols: str | Iterable[str] | None = None,
+        reconnect: bool = False,
+        max_rows: int | None = None,
+        open_timeout: float | None = 10.0,
+        ping_interval: float | None = 20.0,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> None:
+        self.url = _validate_url(url)
+        if isinstance(subprotocols, str):
+            subprotocols = [subprotocols]
+        self._subprotocols = list(subprotocols) if subprotocols else None
+        self._headers = list(headers.items() if isinstance(headers, Mapping) else headers or [])
+        if ssl is not None and not self.url.startswith("wss:"):
+            raise ValueError("ssl= is only for wss:// URLs")
+        self._ssl = ssl
+        self.reconnect = bool(reconnect)
+        self.open_timeout = open_timeout
+        self.ping_interval = ping_interval
+        self.protocol = ""
+        self._store = MessageStore(max_rows)
+        self._lock = threading.Lock()
+        self._state = CONNECTING
+        self._listeners: dict[str, list[tuple[Listener, contextvars.Context]]] = {t: [] for t in EVENT_TYPES}
+        self._on_message: list[tuple[Listener, contextvars.Context]] = []
+        self._failures: dict[int, int] = {}
+        self._settled = threading.Event()  # set once the first handshake succeeded or failed
+        self._settled_on_loop: asyncio.Future | None = None  # the same, for the loop thread
+        self._closed = threading.Event()
+        self._connect_error: ConnectError | None = None
+        self._open_event: OpenEvent | None = None
+        self._close_event: CloseEvent | None = None
+        self._close_request: tuple[int, str] | None = None
+        self._conn: Any = None
+        self._task: asyncio.Task | None = None
+        self._opened_at_ns: int | None = None
+        self._sent = self._bytes_sent = self._listener_errors = self._reconnects = 0
+        # recv(): one cursor; waiters are woken by the loop thread only when there are any.
+        self._cursor = 0
+        self._new_data = threading.Condition()
+        self._waiting = 0
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        # Background failures nobody listens to are printed where the connection was made.
+        self._origin = contextvars.copy_context()
+        self.name = _registry.claim(self, name)
+        nbws_loop.submit(self._run())
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def ready_state(self) -> ReadyState:
+        """CONNECTING, OPEN, CLOSING or CLOSED (0..3, as in the browser)."""
+        return self._state
+
+    @property
+    def frame(self) -> Any:
+        """A pandas DataFrame of every JSON message received, indexed by UTC ``received_at``."""
+        return self._store.frame()
+
+    @property
+    def messages(self) -> list[MessageEvent]:
+        """Every message received (JSON or not), oldest first; bounded by ``max_rows``."""
+        return self._store.messages()
+
+    @property
+    def max_rows(self) -> int | None:
+        return self._store.max_rows
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters: received, sent, bytes, parse and listener errors, reconnects, rate (msg/s)."""
+        store = self._store
+        return {
+            "state": self._state.name,
+            "received": store.received,
+            "sent": self._sent,
+            "bytes_received": store.bytes_received,
+            "bytes_sent": self._bytes_sent,
+            "parse_errors": store.parse_errors,
+            "listener_errors": self._listener_errors,
+            "reconnects": self._reconnects,
+            "rate": store.rate(time.time_ns(), since_ns=self._opened_at_ns),
+        }
+
+    def __repr__(self) -> str:
+        return f"<nbws.WebSocket {self.name!r} {self.url} {self._state.name} received={self._store.received}>"
+
+    # -- listeners --------------------------------------------------------------------------
+
+    def add_event_listener(self, type: str, listener: Listener) -> None:
+        """Call ``listener(event)`` on each ``type`` event ("open", "message", "close", "error").
+
+        Adding the same function twice has no effect, as in the browser. A listener for "open"
+        added while the connection is open, or for "close" added once it is closed, is called
+        once right away with that event, so a later cell does not miss what already happened.
+        """
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}; use one of {', '.join(EVENT_TYPES)}")
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, not {listener!r}")
+        with self._lock:
+            if any(fn is listener for fn, _ in self._listeners[type]):
+                return
+            entry = (listener, contextvars.copy_context())
+            # Copy-on-write: the loop thread iterates the old list without a lock.
+            self._listeners[type] = [*self._listeners[type], entry]
+            if type == "message":
+                self._on_message = self._listeners[type]
+            late = None
+            if type == "open" and self._state == OPEN:
+                late = self._open_event
+            elif type == "close" and self._state == CLOSED:
+                late = self._close_event
+        if late is not None:
+            nbws_loop.call_soon(self._call_late, type, entry, late)
+
+    def remove_event_listener(self, type: str, listener: Listener) -> None:
+        """Stop calling ``listener`` for ``type`` events; unknown listeners are ignored."""
+        with self._lock:
+            if type not in self._listeners:
+                return
+            self._listeners[type] = [e for e in self._listeners[type] if e[0] is not listener]
+            if type == "message":
+                self._on_message = self._listeners[type]
+
+    def on(self, type: str) -> Callable[[Listener], Listener]:
+        """Decorator form of ``add_event_listener``: ``@ws.on("message")``."""
+
+        def decorate(listener: Listener) -> Listener:
+            self.add_event_listener(type, listener)
+            return listener
+
+        return decorate
+
+    def _call_late(self, type: str, entry: tuple[Listener, contextvars.Context], event: Any) -> None:
+        if entry in self._listeners[type]:
+            self._call(type, entry, event)
+
+    def _dispatch(self, type: str, event: Any, entries: list | None = None) -> None:
+        for entry in self._listeners[type] if entries is None else entries:
+            self._call(type, entry, event)
+
+    def _call(self, type: str, entry: tuple[Listener, contextvars.Context], event: Any) -> None:
+        listener, ctx = entry
+        try:
+            ctx.run(listener, event)
+        except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop the stream
+            self._listener_errors += 1
+            count = self._failures[id(listener)] = self._failures.get(id(listener), 0) + 1
+            name = getattr(listener, "__qualname__", repr(listener))
+            message = f"nbws: {type} listener {name} of {self.name!r} raised {exc!r}; the stream goes on"
+            if count == PRINTED_LISTENER_FAILURES:
+                message += " (further failures of this listener are counted, not printed)"
+            if count <= PRINTED_LISTENER_FAILURES:
+                ctx.run(_print_listener_failure, message, exc, True)
+            if type != "error":
+                self._dispatch("error", ErrorEvent(exc, message))
+
+    def _report_error(self, event: ErrorEvent, entries: list) -> None:
+        """Dispatch an error; with no error listener, print it where the connection was made."""
+        if entries:
+            self._dispatch("error", event, entries)
+        else:
+            self._origin.run(print, event.message, file=sys.stderr)
+
+    # -- the connection, on the loop thread --------------------------------------------------
+
+    def _connector(self) -> Any:
+        kwargs: dict[str, Any] = {}
+        if self._ssl is not None:
+            kwargs["ssl"] = self._ssl
+        return ws_connect(
+            self.url,
+            additional_headers=self._headers or None,
+            subprotocols=self._subprotocols,
+            open_timeout=self.open_timeout,
+            ping_interval=self.ping_interval,
+            close_timeout=CLOSE_TIMEOUT,
+            max_size=MAX_MESSAGE_SIZE,
+            process_exception=self._on_connect_failure,
+            **kwargs,
+        )
+
+    def _settle(self) -> None:
+        self._settled.set()
+        if self._settled_on_loop is not None and not self._settled_on_loop.done():
+            self._settled_on_loop.set_result(None)
+
+    async def _run(self) -> None:
+        self._task = asyncio.current_task()
+        self._settled_on_loop = asyncio.get_running_loop().create_future()
+        try:
+            if self.reconnect:
+                await self._run_reconnecting()
+            else:
+                try:
+                    conn = await self._connector()
+                except asyncio.CancelledError:
+                    self._fail("closed before the connection was established", None)
+                    return
+                except Exception as exc:  # noqa: BLE001 - every failure becomes error + close
+                    self._fail(_describe_connect_failure(exc, self.url, self.open_timeout), exc)
+                    return
+                await self._serve(conn)
+        except Exception as exc:  # a bug of ours: report it, never die silently
+            self._fail(f"nbws internal error: {exc!r}", exc)
+            raise
+
+    async def _run_reconnecting(self) -> None:
+        first = True
+        try:
+            async for conn in self._connector():
+                if not first:
+                    self._reconnects += 1
+                await self._serve(conn, reopened=not first)
+                first = False
+                if self._close_request is not None:
+                    return
+                with self._lock:
+                    self._state = CONNECTING
+        except asyncio.CancelledError:
+            self._fail("closed before the connection was established", None)
+        except Exception as exc:  # noqa: BLE001 - fatal: websockets said not to retry
+            self._fail(_describe_connect_failure(exc, self.url, self.open_timeout), exc)
+
+    def _on_connect_failure(self, exc: Exception) -> Exception | None:
+        """websockets asks whether to retry; report each failed attempt while reconnecting."""
+        verdict = retryable_or_fatal(exc)
+        if verdict is None:
+            message = _describe_connect_failure(exc, self.url, self.open_timeout)
+            if not self._settled.is_set():
+                self._connect_error = ConnectError(
+                    f"{message} (still retrying in the background)", url=self.url
+                )
+                self._connect_error.__cause__ = exc
+                self._settle()
+            self._report_error(ErrorEvent(exc, message + "; reconnecting"), self._listeners["error"])
+        return verdict
+
+    def _fail(self, message: str, exc: BaseException | None) -> None:
+        """The handshake failed (or close() came first): error, then close 1006."""
+        status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
+        error = ConnectError(message, url=self.url, status=status)
+        error.__cause__ = exc
+        self._connect_error = error
+        self._finish(CloseEvent(1006, "", False), ErrorEvent(error, message))
+
+    async def _serve(self, conn: Any, reopened: bool = False) -> None:
+        """Run one open connection until it closes."""
+        self._conn = conn
+        self.protocol = conn.subprotocol or ""
+        self._opened_at_ns = time.time_ns()
+        event = OpenEvent(reconnect=reopened)
+        with self._lock:
+            request = self._close_request
+            if request is None:
+                self._state = OPEN
+                self._open_event = event
+                listeners = self._listeners["open"]
+        self._settle()
+        if request is not None:  # close() raced with the handshake's end
+            await conn.close(*request)
+        else:
+            self._dispatch("open", event, listeners)
+            await self._receive(conn)
+        await conn.wait_closed()
+        self._closed_by_peer(conn)
+
+    async def _receive(self, conn: Any) -> None:
+        """The per-message hot path: keep it to a store append and two attribute checks."""
+        recv = conn.recv
+        append = self._store.append
+        now_ns = time.time_ns
+        try:
+            while True:
+                data = await recv()
+                t = now_ns()
+                append(data, t)
+                if self._on_message:
+                    seq = self._store.received - 1
+                    event = MessageEvent(data, seq, to_datetime(t))
+                    self._dispatch("message", event, self._on_message)
+                if self._waiting:
+                    self._wake_readers()
+        except ConnectionClosed:
+            pass
+
+    def _closed_by_peer(self, conn: Any) -> None:
+        """Turn websockets' record of the closing handshake into the browser's close event."""
+        protocol = conn.protocol
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        error = None
+        if rcvd is None:
+            close = CloseEvent(1006, "", False)
+            message = f"connection to {self.url} was lost without a close frame"
+            error = ErrorEvent(ConnectionClosedError(message, code=1006), message)
+        elif sent is not None and not protocol.close_rcvd_then_sent and sent.code in _FAILURE_CODES:
+            close = CloseEvent(int(sent.code), sent.reason, False)
+            message = f"nbws closed {self.url} with {int(sent.code)}: {sent.reason}"
+            error = ErrorEvent(ConnectionClosedError(message, code=int(sent.code)), message)
+        else:
+            close = CloseEvent(int(rcvd.code), rcvd.reason, True)
+        if self.reconnect and self._close_request is None:
+            # Not the end: report the drop and let the reconnect loop open a new connection.
+            with self._lock:
+                self._state = CONNECTING
+            if error is not None:
+                self._report_error(error, self._listeners["error"])
+            return
+        self._finish(close, error)
+
+    def _finish(self, close: CloseEvent, error: ErrorEvent | None) -> None:
+        """Enter CLOSED, then dispatch error (if any) and close, in the WHATWG order."""
+        with self._lock:
+            if self._state == CLOSED:
+                return
+            self._state = CLOSED
+            self._close_event = close
+            error_listeners = self._listeners["error"]
+            close_listeners = self._listeners["close"]
+        _registry.release(self)
+        self._settle()
+        self._wake_readers()
+        if error is not None:
+            self._report_error(error, error_listeners)
+        self._dispatch("close", close, close_listeners)
+        self._closed.set()
+
+    def _wake_readers(self) -> None:
+        with self._new_data:
+            self._new_data.notify_all()
+            for loop, future in self._async_waiters:
+                loop.call_soon_threadsafe(_resolve, future)
+
+    # -- the caller's side ------------------------------------------------------------------
+
+    def wait_open(self, timeout: float | None = None) -> WebSocket:
+        """Block until OPEN and return self; raises ConnectError saying why it could not open.
+
+        ``TimeoutError`` if still connecting after ``timeout`` seconds (the handshake itself is
+        bounded by ``open_timeout``).
+        """
+        if not self._settled.wait(timeout):
+            raise TimeoutError(f"{self.url} is still connecting after {timeout}s")
+        if self._state == OPEN:
+            return self
+        if self._connect_error is not None:
+            error = self._connect_error
+            raise ConnectError(str(error), url=error.url, status=error.status) from error.__cause__
+        if self._state == CLOSED:
+            raise self._closed_error("was closed")
+        return self  # CLOSING or reconnecting after having been open
+
+    def _closed_error(self, what: str) -> ConnectionClosedError:
+        close = self._close_event
+        detail = f" (code {close.code}{', ' + close.reason if close.reason else ''})" if close else ""
+        return ConnectionClosedError(
+            f"connection {self.name!r} to {self.url} {what}{detail}; open a new one with nbws.connect()",
+            code=close.code if close else None,
+            reason=close.reason if close else "",
+        )
+
+    def send(self, data: str | bytes) -> None:
+        """Send a text (``str``) or binary (``bytes``) message.
+
+        While CONNECTING, waits for the connection (up to ``open_timeout``). After close,
+        raises ConnectionClosedError: nbws never drops data silently.
+        """
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        if not isinstance(data, (str, bytes)):
+            raise TypeError(
+                f"send() takes str or bytes, not {type(data).__name__}; use send_json() for objects"
+            )
+        if nbws_loop.in_loop_thread():  # from a listener: never block the loop
+            task = asyncio.ensure_future(self._send(data))
+            task.add_done_callback(self._report_send_failure)
+            return
+        if self._state in (CLOSING, CLOSED):
+            raise self._closed_error("is closed" if self._state == CLOSED else "is closing")
+        if self._state == CONNECTING:
+            if not self._settled.wait(self.open_timeout):
+                raise TimeoutError(f"{self.url} did not open within {self.open_timeout}s; nothing was sent")
+            self.wait_open(0)
+        nbws_loop.submit(self._send(data)).result()
+
+    def send_json(self, obj: Any) -> None:
+        """Send ``obj`` as a JSON text message (``JSON.stringify`` then ``send``)."""
+        try:
+            text = _dumps(obj)
+        except TypeError as exc:
+            raise TypeError(f"cannot send this value as JSON: {exc}") from None
+        self.send(text)
+
+    async def _send(self, data: str | bytes) -> None:
+        if self._state == CONNECTING and self._settled_on_loop is not None:
+            await asyncio.wait_for(asyncio.shield(self._settled_on_loop), self.open_timeout)
+        if self._state != OPEN:
+            raise self._closed_error("is closed" if self._state == CLOSED else "is closing")
+        try:
+            await self._conn.send(data)
+        except ConnectionClosed:
+            raise self._closed_error("closed while sending") from None
+        self._sent += 1
+        if isinstance(data, str) and not data.isascii():
+            self._bytes_sent += len(data.encode())
+        else:
+            self._bytes_sent += len(data)
+
+    def _report_send_failure(self, task: asyncio.Future) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        event = ErrorEvent(exc, f"nbws: send from a listener failed: {exc}")
+        self._report_error(event, self._listeners["error"])
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code`` (1000 or 3000-4999) and ``reason`` (<= 123 UTF-8 bytes).
+
+        Idempotent. Outside listeners it waits (bounded) until CLOSED. Closing while CONNECTING
+        abandons the handshake: error, then close 1006, as in the browser.
+        """
+        _validate_close(code, reason)
+        with self._lock:
+            if self._close_request is not None or self._state == CLOSED:
+                state = None
+            else:
+                self._close_request = (code, reason)
+                state = self._state
+                if state == OPEN:
+                    self._state = CLOSING
+        if state == OPEN:
+            conn = self._conn
+            nbws_loop.call_soon(lambda: asyncio.ensure_future(conn.close(code, reason)))
+        elif state == CONNECTING and self._task is not None:
+            nbws_loop.get_loop().call_soon_threadsafe(self._task.cancel)
+        elif state == CONNECTING:  # _run has not started yet
+            nbws_loop.call_soon(self._cancel_when_started)
+        if not nbws_loop.in_loop_thread():
+            self._closed.wait(CLOSE_TIMEOUT + 1)
+
+    def _cancel_when_started(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def recv(self, timeout: float | None = None) -> MessageEvent:
+        """The next message this reader has not seen yet, oldest first; blocks until one arrives.
+
+        ``TimeoutError`` after ``timeout`` seconds; ConnectionClosedError once closed and every
+        message has been read. An interrupt (Ctrl-C) raises KeyboardInterrupt and leaves the
+        connection as it was.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._new_data:
+            self._waiting += 1
+            try:
+                while True:
+                    event = self._take_next()
+                    if event is not None:
+                        return event
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(f"no message from {self.url} within {timeout}s")
+                    self._new_data.wait(remaining)
+            finally:
+                self._waiting -= 1
+
+    async def arecv(self, timeout: float | None = None) -> MessageEvent:
+        """``recv`` for async code: ``event = await ws.arecv()``."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            future = loop.create_future()
+            with self._new_data:
+                event = self._take_next()
+                if event is not None:
+                    return event
+                self._async_waiters.append((loop, future))
+                self._waiting += 1
+            try:
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no message from {self.url} within {timeout}s")
+                try:
+                    await asyncio.wait_for(future, remaining)
+                except asyncio.TimeoutError:
+                    raise TimeoutError(f"no message from {self.url} within {timeout}s") from None
+            finally:
+                with self._new_data:
+                    self._async_waiters.remove((loop, future))
+                    self._waiting -= 1
+
+    def _take_next(self) -> MessageEvent | None:
+        """The message at the cursor, advancing it; raise if none can come. Hold _new_data."""
+        seq = max(self._cursor, self._store.oldest_seq())
+        event = self._store.event(seq)
+        if event is not None:
+            self._cursor = seq + 1
+            return event
+        if self._state == CLOSED:
+            raise self._closed_error("is closed")
+        return None
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def connect(url: str, **kwargs: Any) -> WebSocket:
+    """Same as ``WebSocket(url, **kwargs)``: returns at once, connecting in the background."""
+    return WebSocket(url, **kwargs)

@@ -1,0 +1,226 @@
+"""A small WebSocket server for tutorials, tests and ``nbws serve``; loopback by default.
+
+Routes:
+
+- ``/echo``: sends back every message as it came (text or binary).
+- ``/ticker?rate=10&count=0&symbols=AAPL,MSFT``: JSON price ticks, ``rate`` per second (0 = as
+  fast as possible), ``count`` in all (0 = no end), then a close with 1000. Each tick has
+  nested fields: ``{"type": "tick", "seq": 1, "symbol": "AAPL", "price": 101.5,
+  "book": {"bid": 101.49, "ask": 101.51}, "ts": 1764130000.123}``.
+- ``/chat``: every text message is broadcast to every client on ``/chat``, sender included.
+- ``/private``: like ``/echo`` but only with the header ``Authorization: Bearer demo-token``
+  (otherwise HTTP 401), to practise headers.
+- ``/close?code=4000&reason=bye&after=0``: sends ``after`` messages, then closes with that code.
+- ``/drop?after=0``: sends ``after`` messages, then cuts the TCP connection without a close
+  frame (the client sees 1006).
+
+``start()`` runs the server on a thread of its own (not nbws's loop thread, so the server never
+competes with the client it serves) and returns a ``DemoServer`` with ``.url`` and ``.close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+__all__ = ["DemoServer", "start", "serve", "run", "ROUTES", "DEMO_TOKEN"]
+
+ROUTES = ("/echo", "/ticker", "/chat", "/private", "/close", "/drop")
+DEMO_TOKEN = "demo-token"
+DEFAULT_SYMBOLS = ("AAPL", "MSFT", "NVDA")
+
+
+def _query(connection: ServerConnection) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(urlsplit(connection.request.path).query).items()}
+
+
+def _number(query: dict[str, str], key: str, default: float, cast: type = float) -> float:
+    try:
+        return cast(query.get(key, default))
+    except ValueError:
+        return default
+
+
+class _Demo:
+    """The routes' state: the clients of /chat."""
+
+    def __init__(self) -> None:
+        self.chat: set[ServerConnection] = set()
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path not in ROUTES:
+            return connection.respond(404, f"no route {path}; try one of {', '.join(ROUTES)}\n")
+        if path == "/private" and request.headers.get("Authorization") != f"Bearer {DEMO_TOKEN}":
+            return connection.respond(401, f"send the header 'Authorization: Bearer {DEMO_TOKEN}'\n")
+        return None
+
+    async def handle(self, connection: ServerConnection) -> None:
+        path = urlsplit(connection.request.path).path
+        handler = {
+            "/echo": self.echo,
+            "/private": self.echo,
+            "/ticker": self.ticker,
+            "/chat": self.chat_room,
+            "/close": self.close_with,
+            "/drop": self.drop,
+        }[path]
+        with contextlib.suppress(ConnectionClosed):
+            await handler(connection)
+
+    async def echo(self, connection: ServerConnection) -> None:
+        async for message in connection:
+            await connection.send(message)
+
+    async def ticker(self, connection: ServerConnection) -> None:
+        query = _query(connection)
+        rate = _number(query, "rate", 10.0)
+        count = int(_number(query, "count", 0, int))
+        symbols = [s for s in query.get("symbols", ",".join(DEFAULT_SYMBOLS)).split(",") if s]
+        prices = {s: 100.0 + 10 * i for i, s in enumerate(symbols or DEFAULT_SYMBOLS)}
+        rng = random.Random(0)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        sent = 0
+        while count == 0 or sent < count:
+            due = sent + 1000 if rate <= 0 else int((loop.time() - start) * rate) + 1
+            if count:
+                due = min(due, count)
+            batch = []
+            for seq in range(sent + 1, due + 1):
+                symbol = symbols[seq % len(symbols)] if symbols else DEFAULT_SYMBOLS[0]
+                price = prices[symbol] = round(prices[symbol] * (1 + rng.gauss(0, 0.001)), 2)
+                batch.append(
+                    json.dumps(
+                        {
+                            "type": "tick",
+                            "seq": seq,
+                            "symbol": symbol,
+                            "price": price,
+                            "book": {"bid": round(price - 0.01, 2), "ask": round(price + 0.01, 2)},
+                            "ts": round(time.time(), 3),
+                        },
+                        separators=(",", ":"),
+                    )
+                )
+            for message in batch:
+                await connection.send(message)
+            sent = due
+            if rate > 0 and (count == 0 or sent < count):
+                await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
+        await connection.close(1000, "end of ticker")
+
+    async def chat_room(self, connection: ServerConnection) -> None:
+        self.chat.add(connection)
+        try:
+            async for message in connection:
+                for client in list(self.chat):
+                    with contextlib.suppress(ConnectionClosed):
+                        await client.send(message)
+        finally:
+            self.chat.discard(connection)
+
+    async def close_with(self, connection: ServerConnection) -> None:
+        query = _query(connection)
+        for i in range(int(_number(query, "after", 0, int))):
+            await connection.send(json.dumps({"seq": i + 1}))
+        code = int(_number(query, "code", 1000, int))
+        await connection.close(code, query.get("reason", ""))
+
+    async def drop(self, connection: ServerConnection) -> None:
+        for i in range(int(_number(_query(connection), "after", 0, int))):
+            await connection.send(json.dumps({"seq": i + 1}))
+        await asyncio.sleep(0.05)  # let the messages leave before the cut
+        connection.transport.abort()
+
+
+class DemoServer:
+    """A demo server running on a thread of its own; ``url`` is its base, ``close()`` stops it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self._loop = asyncio.new_event_loop()
+        self._stopped: asyncio.Future | None = None
+        ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(port, ready), name="nbws-demo", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, port: int, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve(port, ready))
+        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+            self._error = exc
+            ready.set()
+        finally:
+            self._loop.close()
+
+    async def _serve(self, port: int, ready: threading.Event) -> None:
+        demo = _Demo()
+        self._stopped = asyncio.get_running_loop().create_future()
+        async with ws_serve(
+            demo.handle, self.host, port, process_request=demo.process_request, max_size=None
+        ) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.url = f"ws://{host}:{self.port}"
+            ready.set()
+            await self._stopped
+
+    def close(self) -> None:
+        """Stop the server (open connections are closed with 1001) and join its thread."""
+        if self._thread.is_alive() and self._stopped is not None:
+            self._loop.call_soon_threadsafe(lambda: self._stopped.done() or self._stopped.set_result(None))
+            self._thread.join(10)
+
+    def __enter__(self) -> DemoServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<nbws.demo.DemoServer {self.url}>"
+
+
+def start(host: str = "127.0.0.1", port: int = 0) -> DemoServer:
+    """Start the demo server in the background; port 0 picks a free one (see ``.url``)."""
+    return DemoServer(host, port)
+
+
+@contextlib.contextmanager
+def serve(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """``with nbws.demo.serve() as url:`` runs the demo server for the block; yields its base URL."""
+    server = start(host, port)
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+def run(host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve in the foreground until interrupted (what ``nbws serve`` does)."""
+    server = start(host, port)
+    print(f"nbws demo server on {server.url} (routes: {', '.join(ROUTES)}); Ctrl-C stops it", flush=True)
+    try:
+        while server._thread.is_alive():
+            server._thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

@@ -1,0 +1,95 @@
+"""The one background thread that runs every nbws connection.
+
+Connections never live on the kernel's own event loop: that loop is frozen while a synchronous
+cell runs, and differs between ipykernel 7 subshells. This thread's loop keeps receiving while
+cells run, sleep or fail. It is a daemon thread, started on first use and stopped at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["get_loop", "in_loop_thread", "submit", "call_soon", "shutdown"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+_before_shutdown: list[Callable[[], None]] = []
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """The running background loop, started on first call."""
+    global _loop, _thread
+    loop = _loop
+    if loop is not None and _thread is not None and _thread.is_alive():
+        return loop
+    with _lock:
+        if _loop is None or _thread is None or not _thread.is_alive():
+            # A fresh policy-independent loop: never the kernel's, and untouched by nest_asyncio
+            # patches applied to the kernel's loop class (it creates a plain SelectorEventLoop).
+            new_loop = asyncio.SelectorEventLoop()
+            started = threading.Event()
+            thread = threading.Thread(target=_run, args=(new_loop, started), name="nbws-loop", daemon=True)
+            thread.start()
+            started.wait()
+            _loop, _thread = new_loop, thread
+        return _loop
+
+
+def _run(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
+    asyncio.set_event_loop(loop)
+    loop.call_soon(started.set)
+    try:
+        loop.run_forever()
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def in_loop_thread() -> bool:
+    """True when called from the nbws loop thread (for example inside a listener)."""
+    return _thread is not None and threading.current_thread() is _thread
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Schedule ``coro`` on the loop thread; the caller gets a concurrent future."""
+    return asyncio.run_coroutine_threadsafe(coro, get_loop())
+
+
+def call_soon(fn: Callable[..., Any], *args: Any) -> None:
+    """Run ``fn(*args)`` on the loop thread soon (thread-safe)."""
+    get_loop().call_soon_threadsafe(fn, *args)
+
+
+def on_shutdown(fn: Callable[[], None]) -> None:
+    """Register ``fn`` to run (in the calling thread) before the loop stops at exit."""
+    _before_shutdown.append(fn)
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Run the shutdown hooks, stop the loop and join its thread. Safe to call twice."""
+    global _loop, _thread
+    for fn in list(_before_shutdown):
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - exiting; nothing more useful to do
+            pass
+    with _lock:
+        loop, thread = _loop, _thread
+        _loop = _thread = None
+    if loop is None or thread is None or not thread.is_alive():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout)
+
+
+atexit.register(shutdown)
