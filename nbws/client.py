@@ -143,8 +143,8 @@ def _validate_url(url: str) -> str:
         raise ValueError(f"invalid WebSocket URL {url!r}: it has no host (ws://HOST[:PORT]/path)")
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise ValueError(f"invalid WebSocket URL {url!r}: {exc}") from None
+    except ValueError:
+        raise ValueError(f"invalid WebSocket URL {url!r}: the port must be a number 1-65535") from None
     if parts.fragment:
         raise ValueError(f"invalid WebSocket URL {url!r}: a WebSocket URL has no #fragment")
     return url
@@ -391,19 +391,21 @@ class WebSocket:
             self._settled_on_loop.set_result(None)
 
     async def _run(self) -> None:
-        self._task = asyncio.current_task()
         self._settled_on_loop = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._task = asyncio.current_task()
+            closed_early = self._close_request is not None
+        if closed_early:  # close() came before this task started
+            self._fail("closed before the connection was established", None)
+            return
         try:
             if self.reconnect:
                 await self._run_reconnecting()
             else:
                 try:
                     conn = await self._connector()
-                except asyncio.CancelledError:
-                    self._fail("closed before the connection was established", None)
-                    return
-                except Exception as exc:  # noqa: BLE001 - every failure becomes error + close
-                    self._fail(_describe_connect_failure(exc, self.url, self.open_timeout), exc)
+                except (asyncio.CancelledError, Exception) as exc:  # noqa: BLE001 - all become error + close
+                    self._fail(self._describe_failure(exc), exc)
                     return
                 await self._serve(conn)
         except Exception as exc:  # a bug of ours: report it, never die silently
@@ -422,16 +424,19 @@ class WebSocket:
                     return
                 with self._lock:
                     self._state = CONNECTING
-        except asyncio.CancelledError:
-            self._fail("closed before the connection was established", None)
-        except Exception as exc:  # noqa: BLE001 - fatal: websockets said not to retry
-            self._fail(_describe_connect_failure(exc, self.url, self.open_timeout), exc)
+        except (asyncio.CancelledError, Exception) as exc:  # noqa: BLE001 - fatal: not retried
+            self._fail(self._describe_failure(exc), exc)
+
+    def _describe_failure(self, exc: BaseException) -> str:
+        if self._close_request is not None:  # close() while connecting; websockets may say more
+            return "closed before the connection was established"
+        return _describe_connect_failure(exc, self.url, self.open_timeout)
 
     def _on_connect_failure(self, exc: Exception) -> Exception | None:
         """websockets asks whether to retry; report each failed attempt while reconnecting."""
         verdict = retryable_or_fatal(exc)
         if verdict is None:
-            message = _describe_connect_failure(exc, self.url, self.open_timeout)
+            message = self._describe_failure(exc)
             if not self._settled.is_set():
                 self._connect_error = ConnectError(
                     f"{message} (still retrying in the background)", url=self.url
@@ -445,7 +450,7 @@ class WebSocket:
         """The handshake failed (or close() came first): error, then close 1006."""
         status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
         error = ConnectError(message, url=self.url, status=status)
-        error.__cause__ = exc
+        error.__cause__ = None if isinstance(exc, asyncio.CancelledError) else exc
         self._connect_error = error
         self._finish(CloseEvent(1006, "", False), ErrorEvent(error, message))
 
@@ -580,12 +585,11 @@ class WebSocket:
             task = asyncio.ensure_future(self._send(data))
             task.add_done_callback(self._report_send_failure)
             return
-        if self._state in (CLOSING, CLOSED):
+        if self._state == CONNECTING and not self._settled.wait(self.open_timeout):
+            raise TimeoutError(f"{self.url} did not open within {self.open_timeout}s; nothing was sent")
+        if self._state != OPEN:
+            self.wait_open(0)  # raises ConnectError if it never opened
             raise self._closed_error("is closed" if self._state == CLOSED else "is closing")
-        if self._state == CONNECTING:
-            if not self._settled.wait(self.open_timeout):
-                raise TimeoutError(f"{self.url} did not open within {self.open_timeout}s; nothing was sent")
-            self.wait_open(0)
         nbws_loop.submit(self._send(data)).result()
 
     def send_json(self, obj: Any) -> None:
@@ -633,19 +637,14 @@ class WebSocket:
                 state = self._state
                 if state == OPEN:
                     self._state = CLOSING
+            task = self._task  # None: _run has not started and will see _close_request
         if state == OPEN:
             conn = self._conn
             nbws_loop.call_soon(lambda: asyncio.ensure_future(conn.close(code, reason)))
-        elif state == CONNECTING and self._task is not None:
-            nbws_loop.get_loop().call_soon_threadsafe(self._task.cancel)
-        elif state == CONNECTING:  # _run has not started yet
-            nbws_loop.call_soon(self._cancel_when_started)
+        elif state == CONNECTING and task is not None:
+            nbws_loop.call_soon(task.cancel)
         if not nbws_loop.in_loop_thread():
             self._closed.wait(CLOSE_TIMEOUT + 1)
-
-    def _cancel_when_started(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
 
     def recv(self, timeout: float | None = None) -> MessageEvent:
         """The next message this reader has not seen yet, oldest first; blocks until one arrives.

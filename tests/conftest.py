@@ -1,0 +1,76 @@
+"""Shared fixtures: a real demo server on 127.0.0.1 (port 0) and small custom servers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from websockets.asyncio.server import serve as ws_serve
+
+import nbws
+import nbws.demo
+
+
+@pytest.fixture(scope="session")
+def demo() -> Iterator[nbws.demo.DemoServer]:
+    """The demo server, shared by the whole session; ``demo.url`` is ``ws://127.0.0.1:PORT``."""
+    server = nbws.demo.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_connections() -> Iterator[None]:
+    """Each test leaves no connection open."""
+    yield
+    nbws.close_all()
+
+
+class LoopServer:
+    """Runs coroutines on a server loop of its own thread (never nbws's loop)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._closers: list[Callable[[], object]] = []
+
+    def run(self, coro, timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def websocket(self, handler, **kwargs) -> str:
+        """Serve ``handler`` with websockets on 127.0.0.1:0; returns the ``ws://`` URL."""
+
+        async def start():
+            server = await ws_serve(handler, "127.0.0.1", 0, **kwargs)
+            self._closers.append(server.close)
+            return server.sockets[0].getsockname()[1]
+
+        return f"ws://127.0.0.1:{self.run(start())}"
+
+    def tcp(self, on_connect) -> int:
+        """A plain TCP server on 127.0.0.1:0 calling ``on_connect(reader, writer)``; returns port."""
+
+        async def start():
+            server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+            self._closers.append(server.close)
+            return server.sockets[0].getsockname()[1]
+
+        return self.run(start())
+
+    def close(self) -> None:
+        nbws.close_all()  # while the servers still answer the closing handshake
+        for close in self._closers:
+            self.loop.call_soon_threadsafe(close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def servers() -> Iterator[LoopServer]:
+    """Build custom servers for a test (abrupt drops, slow handshakes, HTTP errors)."""
+    servers = LoopServer()
+    yield servers
+    servers.close()
