@@ -252,6 +252,8 @@ class MessageStore:
 
     def event(self, seq: int) -> MessageEvent | None:
         """The message numbered ``seq``, or None if it has not arrived (or was rolled over)."""
+        if self.max_rows is not None and seq < self.received - self.max_rows:
+            return None
         with self._lock:
             if seq >= self._first_seq:
                 i = seq - self._first_seq

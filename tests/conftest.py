@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from websockets.asyncio.server import serve as ws_serve
@@ -35,7 +35,7 @@ class LoopServer:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self._closers: list[Callable[[], object]] = []
+        self._servers: list = []
 
     def run(self, coro, timeout: float = 10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -45,7 +45,7 @@ class LoopServer:
 
         async def start():
             server = await ws_serve(handler, "127.0.0.1", 0, **kwargs)
-            self._closers.append(server.close)
+            self._servers.append(server)
             return server.sockets[0].getsockname()[1]
 
         return f"ws://127.0.0.1:{self.run(start())}"
@@ -55,17 +55,25 @@ class LoopServer:
 
         async def start():
             server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-            self._closers.append(server.close)
+            self._servers.append(server)
             return server.sockets[0].getsockname()[1]
 
         return self.run(start())
 
     def close(self) -> None:
         nbws.close_all()  # while the servers still answer the closing handshake
-        for close in self._closers:
-            self.loop.call_soon_threadsafe(close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+
+        async def stop():
+            for server in self._servers:
+                server.close()
+            await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in self._servers)), 5)
+
+        try:
+            self.run(stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            self.loop.close()
 
 
 @pytest.fixture

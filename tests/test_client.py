@@ -165,7 +165,7 @@ def test_refused_connection_fires_error_then_close(servers):
     port = _free_port()
     ws = nbws.WebSocket(f"ws://127.0.0.1:{port}/")
     rec = Recorder(ws)
-    with pytest.raises(nbws.ConnectError, match="refused.*is the server running"):
+    with pytest.raises(nbws.ConnectError, match=r"refused.*is the server running"):
         ws.wait_open(5)
     rec.wait_closed()
     assert rec.types in (["error", "close"], ["close"])  # error may fire before rec listens
@@ -228,7 +228,7 @@ def test_unresolvable_host(monkeypatch):
 
     monkeypatch.setattr(loop, "getaddrinfo", fail)
     ws = nbws.WebSocket("ws://no-such-host.invalid/")
-    with pytest.raises(nbws.ConnectError, match="cannot resolve host 'no-such-host.invalid'"):
+    with pytest.raises(nbws.ConnectError, match=r"cannot resolve host 'no-such-host\.invalid'"):
         ws.wait_open(5)
 
 
@@ -339,7 +339,7 @@ def test_send_after_close_raises(demo):
     """nbws does not drop data silently: send after close raises ConnectionClosedError."""
     ws = nbws.connect(demo.url + "/echo").wait_open(5)
     ws.close()
-    with pytest.raises(nbws.ConnectionClosedError, match="closed .code 1000.*nbws.connect") as info:
+    with pytest.raises(nbws.ConnectionClosedError, match=r"closed \(code 1000\).*nbws\.connect") as info:
         ws.send("too late")
     assert info.value.code == 1000
     with pytest.raises(nbws.ConnectionClosedError):
@@ -499,7 +499,7 @@ def test_recv_timeout(demo):
     """recv raises TimeoutError after the timeout when nothing comes."""
     ws = nbws.connect(demo.url + "/echo").wait_open(5)
     start = time.monotonic()
-    with pytest.raises(TimeoutError, match="within 0.2s"):
+    with pytest.raises(TimeoutError, match=r"within 0\.2s"):
         ws.recv(timeout=0.2)
     assert time.monotonic() - start >= 0.19
     ws.send("late")

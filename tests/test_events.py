@@ -1,0 +1,52 @@
+"""nbws.events: the event dataclasses and MessageEvent.json()."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+
+import pytest
+
+import nbws
+from nbws.events import loads
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def test_message_event_json_parses_text():
+    """json() returns the parsed value."""
+    assert nbws.MessageEvent('{"a": [1, 2]}', 0, NOW).json() == {"a": [1, 2]}
+
+
+def test_message_event_json_error_is_a_value_error_with_context():
+    """Non-JSON text raises nbws.JSONDecodeError, a ValueError naming the message."""
+    event = nbws.MessageEvent("hello there", 5, NOW)
+    with pytest.raises(ValueError, match=r"message 5 is not JSON.*'hello there'"):
+        event.json()
+    with pytest.raises(nbws.JSONDecodeError):
+        event.json()
+
+
+def test_message_event_json_of_binary():
+    """Binary data is not JSON text; the error says to use .data."""
+    with pytest.raises(nbws.JSONDecodeError, match=r"binary.*event\.data"):
+        nbws.MessageEvent(b"{}", 0, NOW).json()
+
+
+def test_events_are_frozen_and_typed():
+    """Events are immutable and carry their type name, as DOM events do."""
+    close = nbws.CloseEvent(1000, "", True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        close.code = 1001
+    assert [e.type for e in (nbws.OpenEvent(), close, nbws.ErrorEvent(None, "x"))] == [
+        "open",
+        "close",
+        "error",
+    ]
+    assert nbws.MessageEvent("x", 0, NOW).type == "message"
+
+
+def test_loads_falls_back_for_nan():
+    """loads accepts what JSON.parse-like Python servers emit (NaN)."""
+    value = loads('{"x": NaN}')
+    assert value["x"] != value["x"]
