@@ -632,3 +632,22 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- reconnect (the basics; issue-level detail lives with reliability) -------------------------
+
+
+def test_reconnect_after_a_drop_keeps_earlier_messages(demo):
+    """reconnect=True: a dropped connection reopens; earlier messages stay; open says reconnect."""
+    ws = nbws.connect(demo.url + "/drop?after=2", reconnect=True)
+    opens, errors = [], []
+    ws.on("open")(opens.append)
+    ws.on("error")(errors.append)
+    wait_for(lambda: ws.stats["reconnects"] >= 2 and ws.stats["received"] >= 6, timeout=10)
+    ws.close()
+    assert ws.ready_state == CLOSED
+    assert [m.json()["seq"] for m in ws.messages][:6] == [1, 2, 1, 2, 1, 2]
+    assert opens[0].reconnect is False
+    assert any(event.reconnect for event in opens[1:])
+    assert errors, "each drop is reported as an error event"
+    assert "without a close frame" in errors[0].message
