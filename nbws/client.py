@@ -75,6 +75,8 @@ MAX_MESSAGE_SIZE = 64 * 2**20
 CLOSE_TIMEOUT = 10.0
 # Full tracebacks printed per listener before further failures are only counted.
 PRINTED_LISTENER_FAILURES = 3
+# Longest time events wait for the code that created a connection to add its listeners.
+HOLD_SECONDS = 0.5
 # Close codes our side sends when it fails the connection (protocol error, bad data, too big).
 _FAILURE_CODES = {1002, 1003, 1007, 1009, 1011}
 
@@ -184,6 +186,38 @@ def _describe_connect_failure(exc: BaseException, url: str, open_timeout: float 
     return f"cannot connect to {url}: {type(exc).__name__}: {exc}"
 
 
+class _Hold:
+    """Events held back while the code that created a connection may still add listeners.
+
+    A browser delivers a WebSocket's events only after the script that created it has run, so
+    listeners added right after ``new WebSocket(url)`` never miss the first ones. Here the
+    handshake runs on another thread and can fail or finish within microseconds, so events
+    wait until the creating frame returns (the cell or function that called the constructor),
+    or the creating thread calls a blocking method (``wait_open``, ``recv``, ``send``,
+    ``close``), or ``HOLD_SECONDS`` pass, whichever comes first; then they are delivered in order.
+    """
+
+    __slots__ = ("deadline", "events", "frame", "thread_id")
+
+    def __init__(self) -> None:
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__", "").startswith("nbws."):
+            frame = frame.f_back
+        self.thread_id = threading.get_ident()
+        self.frame = frame
+        self.deadline = time.monotonic() + HOLD_SECONDS
+        # (type, event, messages received before it, ready_state when it happened)
+        self.events: list[tuple[str, Any, int, ReadyState]] = []
+
+    def creator_running(self) -> bool:
+        frame = sys._current_frames().get(self.thread_id)
+        while frame is not None:
+            if frame is self.frame:
+                return True
+            frame = frame.f_back
+        return False
+
+
 def _print_listener_failure(message: str, exc: BaseException, with_traceback: bool) -> None:
     if with_traceback:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
@@ -232,8 +266,10 @@ class WebSocket:
         self._settled_on_loop: asyncio.Future | None = None  # the same, for the loop thread
         self._closed = threading.Event()
         self._connect_error: ConnectError | None = None
-        self._open_event: OpenEvent | None = None
         self._close_event: CloseEvent | None = None
+        self._delivered: dict[str, Any] = {}  # the open/close event listeners last got
+        self._presented_state: ReadyState | None = None  # while held events are delivered
+        self._hold: _Hold | None = None if nbws_loop.in_loop_thread() else _Hold()
         self._close_request: tuple[int, str] | None = None
         self._conn: Any = None
         self._task: asyncio.Task | None = None
@@ -254,6 +290,9 @@ class WebSocket:
     @property
     def ready_state(self) -> ReadyState:
         """CONNECTING, OPEN, CLOSING or CLOSED (0..3, as in the browser)."""
+        presented = self._presented_state
+        if presented is not None and nbws_loop.in_loop_thread():
+            return presented
         return self._state
 
     @property
@@ -308,13 +347,11 @@ class WebSocket:
             entry = (listener, contextvars.copy_context())
             # Copy-on-write: the loop thread iterates the old list without a lock.
             self._listeners[type] = [*self._listeners[type], entry]
-            if type == "message":
+            if type == "message" and self._hold is None:
                 self._on_message = self._listeners[type]
             late = None
-            if type == "open" and self._state == OPEN:
-                late = self._open_event
-            elif type == "close" and self._state == CLOSED:
-                late = self._close_event
+            if (type, self._state) in (("open", OPEN), ("close", CLOSED)):
+                late = self._delivered.get(type)
         if late is not None:
             nbws_loop.call_soon(self._call_late, type, entry, late)
 
@@ -324,7 +361,7 @@ class WebSocket:
             if type not in self._listeners:
                 return
             self._listeners[type] = [e for e in self._listeners[type] if e[0] is not listener]
-            if type == "message":
+            if type == "message" and self._hold is None:
                 self._on_message = self._listeners[type]
 
     def on(self, type: str) -> Callable[[Listener], Listener]:
@@ -340,9 +377,70 @@ class WebSocket:
         if entry in self._listeners[type]:
             self._call(type, entry, event)
 
-    def _dispatch(self, type: str, event: Any, entries: list | None = None) -> None:
-        for entry in self._listeners[type] if entries is None else entries:
+    def _emit(self, type: str, event: Any) -> None:
+        """Deliver an open/error/close event now, or keep it while the creator may add listeners."""
+        with self._lock:
+            if self._hold is not None:
+                self._hold.events.append((type, event, self._store.received, self._state))
+                return
+            entries = self._listeners[type]
+            if type != "error":
+                self._delivered[type] = event
+        self._deliver(type, event, entries)
+
+    def _deliver(self, type: str, event: Any, entries: list) -> None:
+        if type == "error" and not entries:  # never silent: print where the connection was made
+            self._origin.run(print, event.message, file=sys.stderr)
+        for entry in entries:
             self._call(type, entry, event)
+        if type == "close":
+            self._closed.set()
+
+    def _release(self) -> None:
+        """End the hold (loop thread): deliver what was held, messages in their place."""
+        with self._lock:
+            hold, self._hold = self._hold, None
+            if hold is None:
+                return
+            received = self._store.received
+            listeners = dict(self._listeners)
+            self._on_message = listeners["message"]
+            for type, event, _, _ in hold.events:
+                if type != "error":
+                    self._delivered[type] = event
+        # Listeners see ready_state as it was when each held event happened, as in browsers.
+        seq = 0
+        try:
+            for type, event, before, state in hold.events:
+                self._replay_messages(seq, before, listeners["message"])
+                seq = before
+                self._presented_state = state
+                self._deliver(type, event, listeners[type])
+        finally:
+            self._presented_state = None
+        self._replay_messages(seq, received, listeners["message"])
+
+    def _replay_messages(self, start: int, stop: int, entries: list) -> None:
+        for seq in range(start, stop) if entries else ():
+            event = self._store.event(seq)
+            if event is not None:  # rolled over by max_rows if None
+                for entry in entries:
+                    self._call("message", entry, event)
+
+    def _poll_hold(self) -> None:
+        hold = self._hold
+        if hold is None:
+            return
+        if time.monotonic() >= hold.deadline or not hold.creator_running():
+            self._release()
+        else:
+            nbws_loop.get_loop().call_later(0.005, self._poll_hold)
+
+    def _let_go(self) -> None:
+        """The creating thread is about to block: it has added its listeners."""
+        hold = self._hold
+        if hold is not None and hold.thread_id == threading.get_ident():
+            nbws_loop.call_soon(self._release)
 
     def _call(self, type: str, entry: tuple[Listener, contextvars.Context], event: Any) -> None:
         listener, ctx = entry
@@ -358,14 +456,7 @@ class WebSocket:
             if count <= PRINTED_LISTENER_FAILURES:
                 ctx.run(_print_listener_failure, message, exc, True)
             if type != "error":
-                self._dispatch("error", ErrorEvent(exc, message))
-
-    def _report_error(self, event: ErrorEvent, entries: list) -> None:
-        """Dispatch an error; with no error listener, print it where the connection was made."""
-        if entries:
-            self._dispatch("error", event, entries)
-        else:
-            self._origin.run(print, event.message, file=sys.stderr)
+                self._emit("error", ErrorEvent(exc, message))
 
     # -- the connection, on the loop thread --------------------------------------------------
 
@@ -395,6 +486,8 @@ class WebSocket:
         with self._lock:
             self._task = asyncio.current_task()
             closed_early = self._close_request is not None
+        if self._hold is not None:
+            self._poll_hold()
         if closed_early:  # close() came before this task started
             self._fail("closed before the connection was established", None)
             return
@@ -443,7 +536,7 @@ class WebSocket:
                 )
                 self._connect_error.__cause__ = exc
                 self._settle()
-            self._report_error(ErrorEvent(exc, message + "; reconnecting"), self._listeners["error"])
+            self._emit("error", ErrorEvent(exc, message + "; reconnecting"))
         return verdict
 
     def _fail(self, message: str, exc: BaseException | None) -> None:
@@ -464,13 +557,11 @@ class WebSocket:
             request = self._close_request
             if request is None:
                 self._state = OPEN
-                self._open_event = event
-                listeners = self._listeners["open"]
         self._settle()
         if request is not None:  # close() raced with the handshake's end
             await conn.close(*request)
         else:
-            self._dispatch("open", event, listeners)
+            self._emit("open", event)
             await self._receive(conn)
         await conn.wait_closed()
         self._closed_by_peer(conn)
@@ -488,7 +579,8 @@ class WebSocket:
                 if self._on_message:
                     seq = self._store.received - 1
                     event = MessageEvent(data, seq, to_datetime(t))
-                    self._dispatch("message", event, self._on_message)
+                    for entry in self._on_message:
+                        self._call("message", entry, event)
                 if self._waiting:
                     self._wake_readers()
         except ConnectionClosed:
@@ -513,8 +605,9 @@ class WebSocket:
             # Not the end: report the drop and let the reconnect loop open a new connection.
             with self._lock:
                 self._state = CONNECTING
+                self._delivered.pop("open", None)
             if error is not None:
-                self._report_error(error, self._listeners["error"])
+                self._emit("error", error)
             return
         self._finish(close, error)
 
@@ -525,15 +618,13 @@ class WebSocket:
                 return
             self._state = CLOSED
             self._close_event = close
-            error_listeners = self._listeners["error"]
-            close_listeners = self._listeners["close"]
+            self._delivered.pop("open", None)
         _registry.release(self)
         self._settle()
         self._wake_readers()
         if error is not None:
-            self._report_error(error, error_listeners)
-        self._dispatch("close", close, close_listeners)
-        self._closed.set()
+            self._emit("error", error)
+        self._emit("close", close)
 
     def _wake_readers(self) -> None:
         with self._new_data:
@@ -549,6 +640,7 @@ class WebSocket:
         ``TimeoutError`` if still connecting after ``timeout`` seconds (the handshake itself is
         bounded by ``open_timeout``).
         """
+        self._let_go()
         if not self._settled.wait(timeout):
             raise TimeoutError(f"{self.url} is still connecting after {timeout}s")
         if self._state == OPEN:
@@ -581,6 +673,7 @@ class WebSocket:
             raise TypeError(
                 f"send() takes str or bytes, not {type(data).__name__}; use send_json() for objects"
             )
+        self._let_go()
         if nbws_loop.in_loop_thread():  # from a listener: never block the loop
             task = asyncio.ensure_future(self._send(data))
             task.add_done_callback(self._report_send_failure)
@@ -619,8 +712,7 @@ class WebSocket:
         if task.cancelled() or task.exception() is None:
             return
         exc = task.exception()
-        event = ErrorEvent(exc, f"nbws: send from a listener failed: {exc}")
-        self._report_error(event, self._listeners["error"])
+        self._emit("error", ErrorEvent(exc, f"nbws: send from a listener failed: {exc}"))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` (1000 or 3000-4999) and ``reason`` (<= 123 UTF-8 bytes).
@@ -629,6 +721,7 @@ class WebSocket:
         abandons the handshake: error, then close 1006, as in the browser.
         """
         _validate_close(code, reason)
+        self._let_go()
         with self._lock:
             if self._close_request is not None or self._state == CLOSED:
                 state = None
@@ -653,6 +746,7 @@ class WebSocket:
         message has been read. An interrupt (Ctrl-C) raises KeyboardInterrupt and leaves the
         connection as it was.
         """
+        self._let_go()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._new_data:
             self._waiting += 1
@@ -670,6 +764,7 @@ class WebSocket:
 
     async def arecv(self, timeout: float | None = None) -> MessageEvent:
         """``recv`` for async code: ``event = await ws.arecv()``."""
+        self._let_go()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
