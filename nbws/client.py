@@ -652,6 +652,17 @@ class WebSocket:
             raise self._closed_error("was closed")
         return self  # CLOSING or reconnecting after having been open
 
+    def wait_closed(self, timeout: float | None = None) -> CloseEvent:
+        """Block until CLOSED and the close listeners have run; returns the close event.
+
+        ``TimeoutError`` if still not closed after ``timeout`` seconds.
+        """
+        self._let_go()
+        if not self._closed.wait(timeout):
+            raise TimeoutError(f"{self.url} is still {self._state.name} after {timeout}s")
+        assert self._close_event is not None
+        return self._close_event
+
     def _closed_error(self, what: str) -> ConnectionClosedError:
         close = self._close_event
         detail = f" (code {close.code}{', ' + close.reason if close.reason else ''})" if close else ""

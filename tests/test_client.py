@@ -254,6 +254,19 @@ def test_close_while_connecting_fires_error_then_close(servers):
 # -- close -----------------------------------------------------------------------------------
 
 
+def test_wait_closed_returns_the_close_event(demo):
+    """wait_closed blocks until the server closed and returns the CloseEvent."""
+    ws = nbws.WebSocket(demo.url + "/close?code=4003&reason=later&after=1")
+    seen = []
+    ws.on("close")(seen.append)
+    close = ws.wait_closed(5)
+    assert (close.code, close.reason, close.was_clean) == (4003, "later", True)
+    assert seen == [close]  # the close listeners have run
+    open_ws = nbws.connect(demo.url + "/echo").wait_open(5)
+    with pytest.raises(TimeoutError, match="still OPEN"):
+        open_ws.wait_closed(0.1)
+
+
 @pytest.mark.parametrize("code", [999, 1001, 1005, 1006, 2999, 5000, "1000"])
 def test_close_code_must_be_1000_or_3000_to_4999(demo, code):
     """Codes browsers refuse raise ValueError and leave the connection open."""
