@@ -377,8 +377,11 @@ class WebSocket:
         if entry in self._listeners[type]:
             self._call(type, entry, event)
 
-    def _emit(self, type: str, event: Any) -> None:
-        """Deliver an open/error/close event now, or keep it while the creator may add listeners."""
+    def _emit(self, type: str, event: Any, printed: bool = False) -> None:
+        """Deliver an open/error/close event now, or keep it while the creator may add listeners.
+
+        ``printed``: the error was shown already, so nobody listening needs no second print.
+        """
         with self._lock:
             if self._hold is not None:
                 self._hold.events.append((type, event, self._store.received, self._state))
@@ -386,10 +389,10 @@ class WebSocket:
             entries = self._listeners[type]
             if type != "error":
                 self._delivered[type] = event
-        self._deliver(type, event, entries)
+        self._deliver(type, event, entries, printed)
 
-    def _deliver(self, type: str, event: Any, entries: list) -> None:
-        if type == "error" and not entries:  # never silent: print where the connection was made
+    def _deliver(self, type: str, event: Any, entries: list, printed: bool = False) -> None:
+        if type == "error" and not entries and not printed:  # never silent: tell the creating cell
             self._origin.run(print, event.message, file=sys.stderr)
         for entry in entries:
             self._call(type, entry, event)
@@ -421,11 +424,9 @@ class WebSocket:
         self._replay_messages(seq, received, listeners["message"])
 
     def _replay_messages(self, start: int, stop: int, entries: list) -> None:
-        for seq in range(start, stop) if entries else ():
-            event = self._store.event(seq)
-            if event is not None:  # rolled over by max_rows if None
-                for entry in entries:
-                    self._call("message", entry, event)
+        for event in self._store.events(start, stop) if entries else ():
+            for entry in entries:
+                self._call("message", entry, event)
 
     def _poll_hold(self) -> None:
         hold = self._hold
@@ -456,7 +457,7 @@ class WebSocket:
             if count <= PRINTED_LISTENER_FAILURES:
                 ctx.run(_print_listener_failure, message, exc, True)
             if type != "error":
-                self._emit("error", ErrorEvent(exc, message))
+                self._emit("error", ErrorEvent(exc, message), printed=True)
 
     # -- the connection, on the loop thread --------------------------------------------------
 

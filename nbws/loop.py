@@ -32,8 +32,8 @@ def get_loop() -> asyncio.AbstractEventLoop:
         return loop
     with _lock:
         if _loop is None or _thread is None or not _thread.is_alive():
-            # A fresh policy-independent loop: never the kernel's, and untouched by nest_asyncio
-            # patches applied to the kernel's loop class (it creates a plain SelectorEventLoop).
+            # A loop of our own, whatever the event loop policy says: never the kernel's. (If the
+            # user applied nest_asyncio it patches this class too; that is tested to keep working.)
             new_loop = asyncio.SelectorEventLoop()
             started = threading.Event()
             thread = threading.Thread(target=_run, args=(new_loop, started), name="nbws-loop", daemon=True)

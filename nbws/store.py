@@ -229,17 +229,24 @@ class MessageStore:
 
     def messages(self) -> list[MessageEvent]:
         """The retained messages as MessageEvents, oldest first."""
+        return self.events(self.oldest_seq(), self.received)
+
+    def events(self, start: int, stop: int) -> list[MessageEvent]:
+        """The retained messages numbered ``start`` to ``stop - 1``, oldest first."""
+        if self.max_rows is not None:
+            start = max(start, self.received - self.max_rows)
         with self._lock:
-            parts = [(s.first_seq, s.data, s.times) for s in self._sealed]
+            parts = [
+                (s.first_seq, s.data, s.times) for s in self._sealed if s.first_seq + len(s.data) > start
+            ]
             first, data, times, _ = self._open_chunk()
         parts.append((first, data, times))
-        events = [
-            MessageEvent(d, seq, to_datetime(t))
-            for first_seq, chunk_data, chunk_times in parts
-            for seq, d, t in zip(range(first_seq, first_seq + len(chunk_data)), chunk_data, chunk_times)
-        ]
-        if self.max_rows is not None and len(events) > self.max_rows:
-            events = events[-self.max_rows :]
+        events = []
+        for first_seq, chunk_data, chunk_times in parts:
+            lo, hi = max(start - first_seq, 0), min(stop - first_seq, len(chunk_data))
+            events.extend(
+                MessageEvent(chunk_data[i], first_seq + i, to_datetime(chunk_times[i])) for i in range(lo, hi)
+            )
         return events
 
     def oldest_seq(self) -> int:
@@ -252,19 +259,8 @@ class MessageStore:
 
     def event(self, seq: int) -> MessageEvent | None:
         """The message numbered ``seq``, or None if it has not arrived (or was rolled over)."""
-        if self.max_rows is not None and seq < self.received - self.max_rows:
-            return None
-        with self._lock:
-            if seq >= self._first_seq:
-                i = seq - self._first_seq
-                if i < len(self._times):
-                    return MessageEvent(self._data[i], seq, to_datetime(self._times[i]))
-                return None
-            for sealed in self._sealed:
-                i = seq - sealed.first_seq
-                if 0 <= i < len(sealed.data):
-                    return MessageEvent(sealed.data[i], seq, to_datetime(sealed.times[i]))
-        return None
+        found = self.events(seq, seq + 1)
+        return found[0] if found and found[0].seq == seq else None
 
     def rate(self, now_ns: int, window_s: float = 5.0, since_ns: int | None = None) -> float:
         """Messages per second over the last ``window_s`` seconds (or since ``since_ns``)."""

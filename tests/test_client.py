@@ -424,6 +424,19 @@ def test_listener_that_raises_does_not_stop_the_stream(demo, capsys):
     assert ws.ready_state == OPEN
 
 
+def test_a_broken_listener_cannot_flood_the_output(demo, capsys):
+    """With no error listener, a listener failing 20 times prints three tracebacks in all."""
+    ws = nbws.WebSocket(demo.url + "/echo")
+    ws.on("message")(lambda event: 1 / 0)
+    for i in range(20):
+        ws.send(str(i))
+    wait_for(lambda: ws.stats["listener_errors"] == 20)
+    err = capsys.readouterr().err
+    assert err.count("Traceback") == 3
+    assert err.count("ZeroDivisionError('division by zero')") == 3
+    assert ws.stats["received"] == 20
+
+
 def test_error_listener_that_raises_is_not_dispatched_again(demo, capsys):
     """An error listener's own failure is printed and counted, without a loop of errors."""
     ws = nbws.WebSocket(demo.url + "/echo")
