@@ -60,6 +60,15 @@ class LoopServer:
 
         return self.run(start())
 
+    def silent(self, seconds: float = 5) -> int:
+        """A TCP server that accepts and never answers (a stalled handshake); returns its port."""
+
+        async def stall(reader, writer):
+            await asyncio.sleep(seconds)
+            writer.close()
+
+        return self.tcp(stall)
+
     def close(self) -> None:
         nbws.close_all()  # while the servers still answer the closing handshake
 

@@ -206,11 +206,7 @@ def test_server_that_is_not_a_websocket_server(servers):
 def test_slow_handshake_times_out(servers):
     """No handshake answer within open_timeout: ConnectError names the timeout."""
 
-    async def silent(reader, writer):
-        await asyncio.sleep(5)
-        writer.close()
-
-    port = servers.tcp(silent)
+    port = servers.silent()
     ws = nbws.WebSocket(f"ws://127.0.0.1:{port}/", open_timeout=0.3)
     with pytest.raises(nbws.ConnectError, match=r"within open_timeout=0\.3s"):
         ws.wait_open(5)
@@ -235,11 +231,7 @@ def test_unresolvable_host(monkeypatch):
 def test_close_while_connecting_fires_error_then_close(servers):
     """close() during the handshake abandons it: error then close 1006, as in browsers."""
 
-    async def silent(reader, writer):
-        await asyncio.sleep(5)
-        writer.close()
-
-    port = servers.tcp(silent)
+    port = servers.silent()
     ws = nbws.WebSocket(f"ws://127.0.0.1:{port}/")
     rec = Recorder(ws)
     ws.close()

@@ -7,7 +7,6 @@ equal.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import socket
@@ -19,13 +18,13 @@ import pytest
 
 import nbws
 
-REFERENCE = Path(__file__).parent / "whatwg"
+REFERENCE = Path(__file__).parent.parent / "tools" / "whatwg-reference"
 
 
 def node_events(scenario: dict) -> list[dict]:
     node = shutil.which("node")
     assert node, "Node.js >= 20.18 is needed for the reference client (scripts/test installs it)"
-    assert (REFERENCE / "node_modules" / "undici").exists(), "run: npm ci --prefix tests/whatwg"
+    assert (REFERENCE / "node_modules" / "undici").exists(), "run: npm ci --prefix tools/whatwg-reference"
     result = subprocess.run(
         [node, str(REFERENCE / "reference.mjs"), json.dumps(scenario)],
         capture_output=True,
@@ -157,11 +156,7 @@ def test_http_404_on_upgrade(demo):
 def test_close_while_connecting(servers):
     """close() before the handshake finishes: error, then close 1006."""
 
-    async def silent(reader, writer):
-        await asyncio.sleep(3)
-        writer.close()
-
-    port = servers.tcp(silent)
+    port = servers.silent()
     same_events({"url": f"ws://127.0.0.1:{port}/", "closeAt": "start"})
 
 
