@@ -501,10 +501,14 @@ class WebSocket:
                 except (asyncio.CancelledError, Exception) as exc:  # noqa: BLE001 - all become error + close
                     self._fail(self._describe_failure(exc), exc)
                     return
-                await self._serve(conn)
-        except Exception as exc:  # a bug of ours: report it, never die silently
+                try:
+                    await self._serve(conn)
+                except asyncio.CancelledError:  # close() came as the handshake finished
+                    conn.transport.abort()
+                    self._fail("closed before the connection was established", None)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: show it, never die silently
+            self._origin.run(traceback.print_exc)
             self._fail(f"nbws internal error: {exc!r}", exc)
-            raise
 
     async def _run_reconnecting(self) -> None:
         first = True

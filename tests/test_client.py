@@ -280,6 +280,21 @@ def test_close_reason_at_most_123_bytes(demo):
     assert rec.last("close").reason == "x" * 123
 
 
+def test_close_at_any_moment_of_the_handshake_ends_closed(demo):
+    """close() racing the handshake always ends in CLOSED with one close event, never hangs."""
+    for i in range(40):
+        ws = nbws.WebSocket(demo.url + "/echo")
+        rec = Recorder(ws)
+        time.sleep(i * 0.0001)  # sweep the moment of close() across the handshake
+        start = time.monotonic()
+        ws.close()
+        assert time.monotonic() - start < 2
+        rec.wait_closed(2)
+        assert ws.ready_state == CLOSED
+        assert rec.types.count("close") == 1
+        assert rec.last("close").code in (1000, 1006)
+
+
 def test_close_is_idempotent(demo):
     """A second close() does nothing and raises nothing."""
     ws = nbws.connect(demo.url + "/echo").wait_open(5)
