@@ -1,8 +1,8 @@
 """nbws: WebSockets in Jupyter notebooks, the way browsers and Node.js 22 have them.
 
 ``ws = nbws.connect(url)`` opens a connection that lives on a background thread; messages
-stream into ``ws.frame`` (a pandas DataFrame) and to your listeners.
-Importing nbws never imports IPython, ipywidgets or traitlets.
+stream into ``ws.frame`` (a pandas DataFrame) and to your listeners. ``%load_ext nbws`` adds
+the ``%ws_*`` magics. Importing nbws never imports IPython, ipywidgets or traitlets.
 """
 
 from __future__ import annotations
@@ -42,3 +42,17 @@ __all__ = [
     "ConnectionClosedError",
     "JSONDecodeError",
 ]
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext nbws``: register the %ws_* magics (IPython is imported only now)."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    """``%unload_ext nbws``: close every connection."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -123,6 +123,7 @@ def connections() -> dict[str, WebSocket]:
 
 def close_all(code: int = 1000, reason: str = "") -> None:
     """Close every live connection and wait (bounded) for each to finish closing."""
+    _validate_close(code, reason)
     for ws in list(_registry.live().values()):
         ws.close(code, reason)
 
@@ -277,6 +278,9 @@ class WebSocket:
         self._sent = self._bytes_sent = self._listener_errors = self._reconnects = 0
         # recv(): one cursor; waiters are woken by the loop thread only when there are any.
         self._cursor = 0
+        # wait_for_messages(): counts from here; the first send after a wait moves it forward.
+        self._wait_mark = 0
+        self._mark_on_send = True
         self._new_data = threading.Condition()
         self._waiting = 0
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
@@ -640,22 +644,19 @@ class WebSocket:
     # -- the caller's side ------------------------------------------------------------------
 
     def wait_open(self, timeout: float | None = None) -> WebSocket:
-        """Block until OPEN and return self; raises ConnectError saying why it could not open.
+        """Block until the connection has opened and return self; ConnectError says why it couldn't.
 
-        ``TimeoutError`` if still connecting after ``timeout`` seconds (the handshake itself is
-        bounded by ``open_timeout``).
+        A short stream may have opened and closed again by then (its messages are kept; see
+        ``ready_state``). ``TimeoutError`` if still connecting after ``timeout`` seconds (the
+        handshake itself is bounded by ``open_timeout``).
         """
         self._let_go()
         if not self._settled.wait(timeout):
             raise TimeoutError(f"{self.url} is still connecting after {timeout}s")
-        if self._state == OPEN:
-            return self
-        if self._connect_error is not None:
+        if self._state != OPEN and self._connect_error is not None:
             error = self._connect_error
             raise ConnectError(str(error), url=error.url, status=error.status) from error.__cause__
-        if self._state == CLOSED:
-            raise self._closed_error("was closed")
-        return self  # CLOSING or reconnecting after having been open
+        return self
 
     def wait_closed(self, timeout: float | None = None) -> CloseEvent:
         """Block until CLOSED and the close listeners have run; returns the close event.
@@ -699,6 +700,8 @@ class WebSocket:
         if self._state != OPEN:
             self.wait_open(0)  # raises ConnectError if it never opened
             raise self._closed_error("is closed" if self._state == CLOSED else "is closing")
+        if self._mark_on_send:  # replies to this exchange count from here
+            self._wait_mark, self._mark_on_send = self._store.received, False
         nbws_loop.submit(self._send(data)).result()
 
     def send_json(self, obj: Any) -> None:
@@ -777,6 +780,37 @@ class WebSocket:
                     self._new_data.wait(remaining)
             finally:
                 self._waiting -= 1
+
+    def wait_for_messages(self, count: int = 1, timeout: float | None = None) -> int:
+        """Block until ``count`` new messages arrived; returns how many were received in all.
+
+        "New" counts from the later of: the connection's start, the first ``send`` after the
+        previous wait, or the end of the previous wait. So ``send`` then ``wait_for_messages``
+        never misses a reply that came back before the wait began. ``TimeoutError`` says how
+        many arrived; ConnectionClosedError if the connection closes first. Interruptible.
+        """
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive integer, not {count!r}")
+        self._let_go()
+        target = self._wait_mark + count
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._new_data:
+            self._waiting += 1
+            try:
+                while self._store.received < target:
+                    arrived = self._store.received - self._wait_mark
+                    if self._state == CLOSED:
+                        raise self._closed_error(f"closed after {arrived} of {count} new messages")
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(
+                            f"{arrived} of {count} new messages from {self.name!r} arrived within {timeout}s"
+                        )
+                    self._new_data.wait(remaining)
+            finally:
+                self._waiting -= 1
+        self._wait_mark, self._mark_on_send = target, True
+        return self._store.received
 
     async def arecv(self, timeout: float | None = None) -> MessageEvent:
         """``recv`` for async code: ``event = await ws.arecv()``."""

@@ -73,6 +73,26 @@ class Kernel:
         assert reply["status"] == "ok", f"{reply.get('ename')}: {reply.get('evalue')}"
         return self.stream_text(msg_id)
 
+    def fail(self, code: str, timeout: float = 30) -> str:
+        """Execute a cell that must fail; returns "EName: value" (and checks no traceback shows)."""
+        msg_id = self.submit(code)
+        self.wait([msg_id], timeout)
+        reply = self.reply(msg_id)
+        assert reply["status"] == "error", f"expected an error from: {code}"
+        shown = self.stream_text(msg_id) + "".join("".join(e["traceback"]) for e in self.errors(msg_id))
+        if reply["ename"] == "UsageError":
+            assert "Traceback" not in shown, shown
+        return f"{reply['ename']}: {reply['evalue']}"
+
+    def displayed(self, msg_id: str) -> list[str]:
+        """The text/plain of what a cell displayed or returned."""
+        return [
+            m["content"]["data"].get("text/plain", "")
+            for m in self.iopub
+            if m["msg_type"] in ("display_data", "execute_result")
+            and m["parent_header"].get("msg_id") == msg_id
+        ]
+
     def stream_text(self, msg_id: str | None = None, name: str | None = None) -> str:
         """What cells printed (one cell's if ``msg_id``; only stdout/stderr if ``name``)."""
         return "".join(
@@ -83,8 +103,12 @@ class Kernel:
             and (name is None or m["content"]["name"] == name)
         )
 
-    def errors(self) -> list[dict]:
-        return [m["content"] for m in self.iopub if m["msg_type"] == "error"]
+    def errors(self, msg_id: str | None = None) -> list[dict]:
+        return [
+            m["content"]
+            for m in self.iopub
+            if m["msg_type"] == "error" and (msg_id is None or m["parent_header"].get("msg_id") == msg_id)
+        ]
 
     def shutdown(self) -> None:
         self.client.stop_channels()

@@ -81,6 +81,14 @@ def test_ssl_context_needs_wss(demo):
         nbws.WebSocket(demo.url + "/echo", ssl=ssl.create_default_context())
 
 
+def test_wait_open_on_a_stream_that_already_ended(demo):
+    """wait_open returns (not raises) for a connection that opened and closed since; data kept."""
+    ws = nbws.WebSocket(demo.url + "/close?code=1000&after=2")
+    ws.wait_closed(5)
+    assert ws.wait_open(1) is ws
+    assert len(ws.frame) == 2
+
+
 def test_starts_connecting_then_opens(demo):
     """The constructor returns in CONNECTING; wait_open returns the socket once OPEN."""
     ws = nbws.connect(demo.url + "/echo")
@@ -589,6 +597,30 @@ def test_recv_interrupt_leaves_connection_healthy(demo):
     assert ws.ready_state == OPEN
     ws.send("still here")
     assert ws.recv(timeout=5).data == "still here"
+
+
+def test_wait_for_messages_counts_replies_that_came_before_the_wait(demo):
+    """send then wait_for_messages: the echo counts even if it arrived before the wait began."""
+    ws = nbws.connect(demo.url + "/echo").wait_open(5)
+    ws.send("a")
+    ws.send("b")
+    wait_for(lambda: ws.stats["received"] == 2)  # both replies are in before the wait
+    assert ws.wait_for_messages(2, timeout=5) == 2
+    ws.send("c")
+    assert ws.wait_for_messages(1, timeout=5) == 3
+    with pytest.raises(TimeoutError, match=r"0 of 1 new messages .* within 0\.1s"):
+        ws.wait_for_messages(timeout=0.1)
+
+
+def test_wait_for_messages_from_a_ticker_and_on_close(demo):
+    """Without sends, new messages count from the start; a close ends the wait with an error."""
+    ws = nbws.connect(demo.url + "/ticker?rate=200&count=30")
+    assert ws.wait_for_messages(10, timeout=5) >= 10
+    assert ws.wait_for_messages(10, timeout=5) >= 20
+    with pytest.raises(nbws.ConnectionClosedError, match="closed after 10 of 20 new messages"):
+        ws.wait_for_messages(20, timeout=5)
+    with pytest.raises(ValueError, match="positive integer"):
+        ws.wait_for_messages(0)
 
 
 def test_arecv(demo):

@@ -1,0 +1,286 @@
+"""The ``%ws_*`` magics: a thin layer over nbws's Python API, one small magic per verb.
+
+``%load_ext nbws`` registers them. Mistakes a user can fix (bad URL, unknown connection, bad
+JSON, closed connection, bad close code) raise ``UsageError``: one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.display import display
+
+from . import client
+from .errors import ConnectError, ConnectionClosedError, NbwsError
+
+__all__ = ["NbwsMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_JSON_WORDS = {"true", "false", "null"}
+
+
+@contextmanager
+def _usage_errors(verb: str) -> Iterator[None]:
+    """Turn the errors a user can fix into one-line UsageErrors; others keep their traceback."""
+    try:
+        yield
+    except (ValueError, TypeError, ConnectError, ConnectionClosedError, TimeoutError) as exc:
+        raise UsageError(f"%{verb}: {exc}") from None
+    except NbwsError as exc:  # pragma: no cover - every NbwsError today is one of the above
+        raise UsageError(f"%{verb}: {exc}") from None
+
+
+def parse_argstring(magic: Any, line: str) -> Any:
+    """Parse a magic's line with its @magic_arguments parser, quotes removed as in a shell.
+
+    (IPython's own parse_argstring keeps the quotes: -H 'Key: value' would send "'Key".)
+    """
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%{magic.__name__}: {exc} in {line.strip()!r}") from None
+    return magic.parser.parse_args(argv)
+
+
+def _split_first(text: str) -> tuple[str, str]:
+    parts = text.strip().split(None, 1)
+    return (parts[0], parts[1] if len(parts) > 1 else "") if parts else ("", "")
+
+
+def _parse_json(payload: str, verb: str) -> None:
+    """Validate JSON before anything is sent; the error has the parser's message and position."""
+    try:
+        json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"%{verb}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "nothing was sent. Use --text to send it as text."
+        ) from None
+
+
+@magics_class
+class NbwsMagics(Magics):
+    """The %ws_* verbs. One instance per shell; it remembers the last connection it made."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.last: client.WebSocket | None = None
+
+    # -- finding the connection --------------------------------------------------------------
+
+    def _connection(self, name: str | None, verb: str) -> client.WebSocket:
+        """The connection called ``name``; without a name, the only live one (or the last made)."""
+        live = client.connections()
+        if name:
+            ws = live.get(name)
+            if ws is None:
+                bound = self.shell.user_ns.get(name)
+                if isinstance(bound, client.WebSocket):
+                    return bound  # a closed connection still has its frame and messages
+                known = ", ".join(sorted(live)) or "none open"
+                raise UsageError(f"%{verb}: no connection named {name!r} (open: {known})")
+            return ws
+        if len(live) == 1:
+            return next(iter(live.values()))
+        if len(live) > 1:
+            names = ", ".join(sorted(live))
+            raise UsageError(f"%{verb}: several connections are open ({names}); name one: %{verb} NAME ...")
+        if self.last is not None:
+            return self.last
+        raise UsageError(f"%{verb}: no connection yet; open one with %ws_connect URL")
+
+    # -- verbs -------------------------------------------------------------------------------
+
+    @line_magic
+    @magic_arguments()
+    @argument("url", help="ws:// or wss:// URL; {var} and $var expand as in other magics")
+    @argument("--name", default="ws", help="variable to bind the connection to (default: ws)")
+    @argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'KEY: VALUE'",
+        help="HTTP header for the handshake; repeat for more",
+    )
+    @argument("--subprotocol", action="append", default=[], help="subprotocol to offer; repeat for more")
+    @argument("--reconnect", action="store_true", help="reconnect with backoff when the connection drops")
+    @argument("--max-rows", type=int, default=None, help="keep only the newest N rows and messages")
+    @argument("--no-panel", action="store_true", help="do not display the connection")
+    def ws_connect(self, line: str) -> None:
+        """Connect to a WebSocket server and bind the connection to a variable (default ``ws``).
+
+        Waits until the connection is open, so a failure shows in this cell. Re-running the
+        cell replaces the connection of that name instead of leaking it.
+        """
+        args = parse_argstring(self.ws_connect, line)
+        if not _IDENTIFIER.fullmatch(args.name):
+            raise UsageError(f"%ws_connect: --name must be a Python identifier, not {args.name!r}")
+        headers = []
+        for header in args.header:
+            key, sep, value = header.partition(":")
+            if not sep or not key.strip():
+                raise UsageError(f"%ws_connect: a header is 'Key: value', not {header!r}")
+            headers.append((key.strip(), value.strip()))
+        with _usage_errors("ws_connect"):
+            ws = client.connect(
+                args.url,
+                name=args.name,
+                headers=headers,
+                subprotocols=args.subprotocol,
+                reconnect=args.reconnect,
+                max_rows=args.max_rows,
+            )
+        self.shell.user_ns[args.name] = ws
+        self.last = ws
+        try:
+            ws.wait_open()
+        except ConnectError as exc:
+            if not args.reconnect:
+                raise UsageError(f"%ws_connect: {exc}") from None
+            print(f"%ws_connect: {exc}")
+        if not args.no_panel:
+            display(ws)
+
+    @no_var_expand
+    @line_cell_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="connection (optional when only one is open)")
+    @argument("--text", action="store_true", help="send the payload as raw text, not JSON")
+    @argument("--expr", metavar="EXPR", help="send the value of a Python expression as JSON")
+    @argument("payload", nargs="*", help="JSON to send, taken literally ({...} is never expanded)")
+    def ws_send(self, line: str, cell: str | None = None) -> None:
+        """Send JSON (checked before sending), raw text with --text, or a Python value with --expr.
+
+        ``%ws_send [NAME] [--text | --expr EXPR] PAYLOAD``; the payload is the rest of the line,
+        exactly as typed. ``%%ws_send [NAME] [--text]`` sends the cell body.
+        """
+        name, mode, payload = self._parse_send(line)
+        if cell is not None:
+            if payload.strip():
+                raise UsageError(
+                    "%%ws_send: the cell body is the payload; the line takes only NAME and --text"
+                )
+            if mode == "expr":
+                raise UsageError("%%ws_send: --expr is for the line magic: %ws_send --expr EXPR")
+            payload = cell[:-1] if cell.endswith("\n") else cell
+        if not payload.strip() and mode != "text":
+            raise UsageError("%ws_send: nothing to send; usage: %ws_send [NAME] PAYLOAD")
+        if mode == "expr":
+            try:
+                value = self.shell.ev(payload)
+            except Exception as exc:  # noqa: BLE001 - the user's expression: say what failed
+                raise UsageError(f"%ws_send: --expr {payload.strip()!r} failed: {exc!r}") from None
+        elif mode == "json":
+            _parse_json(payload, "ws_send")
+            payload = payload.strip()  # sent as typed, once known to be JSON
+        ws = self._connection(name, "ws_send")
+        with _usage_errors("ws_send"):
+            if mode == "expr":
+                ws.send_json(value)
+            else:
+                ws.send(payload)
+
+    def _parse_send(self, line: str) -> tuple[str | None, str, str]:
+        """Split ``[NAME] [--text | --expr] PAYLOAD`` keeping the payload exactly as typed."""
+        name = None
+        first, rest = _split_first(line)
+        if (
+            _IDENTIFIER.fullmatch(first)
+            and first not in _JSON_WORDS
+            and (rest or first in client.connections())
+        ):
+            name, (first, rest) = first, _split_first(rest)
+        if first in ("--text", "--expr"):
+            return name, first[2:], rest
+        payload = line.strip() if name is None else line.strip()[len(name) :].strip()
+        return name, "json", payload
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="connection (optional when only one is open)")
+    @argument("-n", "--count", type=int, default=1, help="how many new messages to wait for (default 1)")
+    @argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    def ws_wait(self, line: str) -> None:
+        """Block until COUNT new messages arrived (safe under Run All; Ctrl-C stops it).
+
+        "New" counts from your last %ws_send (or the previous %ws_wait, or the connection's
+        start), so a reply that came back before this cell ran is not missed.
+        """
+        args = parse_argstring(self.ws_wait, line)
+        ws = self._connection(args.name, "ws_wait")
+        with _usage_errors("ws_wait"):
+            ws.wait_for_messages(args.count, timeout=args.timeout)
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="connection (optional when only one is open)")
+    def ws_frame(self, line: str) -> pd.DataFrame:
+        """Return the connection's DataFrame: ``df = %ws_frame feed``."""
+        args = parse_argstring(self.ws_frame, line)
+        return self._connection(args.name, "ws_frame").frame
+
+    @line_magic
+    @magic_arguments()
+    def ws_list(self, line: str) -> pd.DataFrame:
+        """Return a DataFrame of the open connections: name, url, state, received, sent, msgs/s."""
+        parse_argstring(self.ws_list, line)
+        rows = []
+        for name, ws in client.connections().items():
+            stats = ws.stats
+            rows.append(
+                {
+                    "name": name,
+                    "url": ws.url,
+                    "state": stats["state"],
+                    "received": stats["received"],
+                    "sent": stats["sent"],
+                    "msgs/s": round(stats["rate"], 1),
+                }
+            )
+        columns = ["name", "url", "state", "received", "sent", "msgs/s"]
+        return pd.DataFrame(rows, columns=columns).set_index("name")
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="connection (optional when only one is open)")
+    @argument("--all", action="store_true", help="close every connection")
+    @argument("--code", type=int, default=1000, help="close code: 1000 or 3000-4999 (default 1000)")
+    @argument("--reason", default="", help="close reason, at most 123 UTF-8 bytes")
+    def ws_close(self, line: str) -> None:
+        """Close a connection (or all with --all); waits until it is closed."""
+        args = parse_argstring(self.ws_close, line)
+        with _usage_errors("ws_close"):
+            if args.all:
+                if args.name:
+                    raise UsageError("%ws_close: give a NAME or --all, not both")
+                client.close_all(args.code, args.reason)
+            else:
+                self._connection(args.name, "ws_close").close(args.code, args.reason)
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="connection (optional when only one is open)")
+    def ws_panel(self, line: str) -> None:
+        """Show the connection again (its live status)."""
+        args = parse_argstring(self.ws_panel, line)
+        display(self._connection(args.name, "ws_panel"))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbws``: register the %ws_* magics (loading twice is harmless)."""
+    ipython.register_magics(NbwsMagics(ipython))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext nbws``: close every connection."""
+    client.close_all()

@@ -1,0 +1,206 @@
+"""nbws.magics: every %ws_* verb driven through a real IPython kernel against the demo server."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernel import Kernel
+
+
+@pytest.fixture(scope="module")
+def k(tmp_path_factory, demo):
+    kernel = Kernel(tmp_path_factory.mktemp("magics"))
+    kernel.run(f"%load_ext nbws\nimport nbws\nURL = {demo.url!r}")
+    yield kernel
+    kernel.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _fresh(k):
+    """Each test starts with no connection open in the kernel."""
+    yield
+    k.run("nbws.close_all()")
+
+
+def value(k: Kernel, expression: str) -> str:
+    return k.run(f"print({expression})").strip()
+
+
+def test_load_twice_is_harmless_and_help_is_real(k):
+    """%load_ext twice does no harm; %ws_connect? shows help generated from the arguments."""
+    k.run("%load_ext nbws")
+    msg_id = k.submit("%ws_connect?")
+    k.wait([msg_id])
+    reply = k.reply(msg_id)
+    help_text = str(reply.get("payload")) + k.stream_text(msg_id)
+    for word in ("--name", "--header", "--subprotocol", "--reconnect", "--max-rows", "--no-panel"):
+        assert word in help_text
+
+
+def test_connect_binds_the_name_and_shows_the_connection(k):
+    """%ws_connect binds the connection to --name and displays it, open."""
+    msg_id = k.submit("%ws_connect {URL}/echo --name feed")
+    k.wait([msg_id])
+    assert k.reply(msg_id)["status"] == "ok"
+    shown = " ".join(k.displayed(msg_id))
+    assert "'feed'" in shown and "OPEN" in shown
+    assert value(k, "feed.ready_state.name, list(nbws.connections())") == "OPEN ['feed']"
+
+
+def test_connect_default_name_and_dollar_expansion(k):
+    """Without --name the variable is ws; $var expands in %ws_connect."""
+    k.run("echo_url = URL + '/echo'\n%ws_connect $echo_url --no-panel")
+    assert value(k, "ws.url == echo_url, ws.name") == "True ws"
+
+
+def test_rerunning_the_connect_cell_replaces_the_connection(k):
+    """The same cell run twice leaves exactly one live connection of that name."""
+    cell = "%ws_connect {URL}/echo --name feed --no-panel"
+    k.run(cell)
+    k.run("first = feed")
+    k.run(cell)
+    assert value(k, "len(nbws.connections()), first.ready_state.name, feed is first") == "1 CLOSED False"
+
+
+def test_headers_subprotocols_and_max_rows(k):
+    """-H, --subprotocol and --max-rows reach the core."""
+    k.run(
+        "%ws_connect {URL}/private -H 'Authorization: Bearer demo-token' --subprotocol chat "
+        "--max-rows 2 --name priv --no-panel"
+    )
+    k.run("%ws_send priv --text a\n%ws_send priv --text b\n%ws_send priv --text c\n%ws_wait priv -n 3")
+    assert value(k, "priv.max_rows, [m.data for m in priv.messages]") == "2 ['b', 'c']"
+
+
+def test_send_json_exactly_as_typed_without_expansion(k):
+    """Braces and $ in the payload are not expanded; the JSON goes out as typed."""
+    k.run("%ws_connect {URL}/echo --name feed --no-panel\nop = 'EXPANDED'")
+    payload = '{"op": "subscribe", "channels": ["ticker"], "a": "{op}", "b": "$op"}'
+    k.run(f"%ws_send feed {payload}\n%ws_wait feed")
+    assert value(k, "feed.messages[-1].data") == payload
+
+
+def test_send_implies_the_only_connection(k):
+    """With one open connection the name can be left out."""
+    k.run("%ws_connect {URL}/echo --no-panel")
+    k.run('%ws_send {"x": 1}\n%ws_wait')
+    assert value(k, "ws.frame['x'].tolist()") == "[1]"
+
+
+def test_send_text_expr_and_cell(k):
+    """--text sends raw text, --expr a Python value as JSON, %%ws_send a multi-line body."""
+    k.run("%ws_connect {URL}/echo --name feed --no-panel\nquote = {'symbol': 'AAPL', 'qty': 3}")
+    k.run("%ws_send feed --text hello {not json} $x")
+    k.run("%ws_send feed --expr quote")
+    k.run('%%ws_send feed\n{\n  "multi": [1,\n            2]\n}')
+    k.run("%%ws_send feed --text\nline one\nline two")
+    k.run("%ws_wait feed -n 4")
+    got = value(k, "[m.data for m in feed.messages]")
+    assert got == (
+        '[\'hello {not json} $x\', \'{"symbol":"AAPL","qty":3}\', '
+        "'{\\n  \"multi\": [1,\\n            2]\\n}', 'line one\\nline two']"
+    )
+
+
+def test_invalid_json_is_refused_before_sending(k):
+    """Bad JSON: a one-line UsageError with the parser's position; nothing is sent."""
+    k.run("%ws_connect {URL}/echo --name feed --no-panel")
+    error = k.fail('%ws_send feed {"op": subscribe}')
+    assert error.startswith("UsageError: %ws_send: not valid JSON (Expecting value at line 1 column 8)")
+    assert "nothing was sent" in error
+    error = k.fail('%%ws_send feed\n{"a": 1,\n "b": }')
+    assert "line 2 column 7" in error
+    assert value(k, "feed.stats['sent']") == "0"
+
+
+def test_user_errors_are_one_line_usage_errors(k):
+    """Bad URL, unknown name, closed connection, bad close code, refused port, bad header."""
+    assert "invalid WebSocket URL" in k.fail("%ws_connect http//nowhere --no-panel")
+    assert "connection refused by 127.0.0.1:9" in k.fail("%ws_connect ws://127.0.0.1:9/ --no-panel")
+    assert "a header is 'Key: value'" in k.fail("%ws_connect {URL}/echo -H nocolon --no-panel")
+    assert "--name must be a Python identifier" in k.fail("%ws_connect {URL}/echo --name 1x")
+    k.run("%ws_connect {URL}/echo --name a --no-panel\n%ws_connect {URL}/echo --name b --no-panel")
+    assert "no connection named 'c' (open: a, b)" in k.fail("%ws_send c {}")
+    assert "several connections are open (a, b); name one" in k.fail("%ws_send {}")
+    assert "close code must be 1000 or in 3000-4999" in k.fail("%ws_close a --code 1001")
+    k.run("%ws_close a")
+    assert "'a' to ws://127.0.0.1" in k.fail('%ws_send a {"late": true}')
+    assert "is closed (code 1000)" in k.fail('%ws_send a {"late": true}')
+    assert "No closing quotation" in k.fail("%ws_close b --reason 'unclosed")
+    assert "nothing to send" in k.fail("%ws_send b")
+
+
+def test_wait_times_out_saying_how_many_arrived(k):
+    """%ws_wait --timeout says how many of the messages came."""
+    k.run("%ws_connect {URL}/ticker?rate=20&count=3 --name t --no-panel")
+    error = k.fail("%ws_wait t -n 5 --timeout 1")
+    assert error.startswith("UsageError: %ws_wait:")
+    assert "of 5 new messages" in error
+
+
+def test_wait_under_five_queued_cells(k):
+    """Run All: five queued cells each send and wait; all reply in order."""
+    k.run("%ws_connect {URL}/echo --name q --no-panel")
+    ids = [
+        k.submit(f"%ws_send q --text cell {i}\n%ws_wait q --timeout 10\nprint(q.messages[-1].data)")
+        for i in range(5)
+    ]
+    k.wait(ids, timeout=60)
+    assert [k.reply(i)["status"] for i in ids] == ["ok"] * 5
+    assert [k.stream_text(i).strip() for i in ids] == [f"cell {i}" for i in range(5)]
+
+
+def test_frame_and_list_return_dataframes(k):
+    """df = %ws_frame NAME returns the frame; %ws_list returns a table of live connections."""
+    k.run("%ws_connect {URL}/ticker?rate=0&count=20 --name t --no-panel\n%ws_wait t -n 20 --timeout 10")
+    k.run("df = %ws_frame t")
+    assert value(k, "type(df).__name__, len(df), 'book.bid' in df.columns") == "DataFrame 20 True"
+    k.run("%ws_connect {URL}/echo --name e --no-panel")
+    k.run("table = %ws_list")
+    assert value(k, "list(table.index), list(table.columns)") == (
+        "['e'] ['url', 'state', 'received', 'sent', 'msgs/s']"
+    )
+
+
+def test_frame_of_a_closed_connection(k):
+    """The frame of a connection that has ended is still there, by name or implied."""
+    k.run("%ws_connect {URL}/close?code=1000&after=3 --name done --no-panel\nimport time\ntime.sleep(0.3)")
+    k.run("df = %ws_frame done\ndf2 = %ws_frame")
+    assert value(k, "len(df), len(df2), done.ready_state.name") == "3 3 CLOSED"
+
+
+def test_close_with_code_reason_and_all(k):
+    """%ws_close with --code/--reason; --all closes every connection."""
+    k.run("%ws_connect {URL}/echo --name a --no-panel\n%ws_connect {URL}/echo --name b --no-panel")
+    k.run("%ws_close a --code 4000 --reason 'bye now'")
+    assert value(k, "a.wait_closed(5)") == "CloseEvent(code=4000, reason='bye now', was_clean=True)"
+    k.run("%ws_close --all")
+    assert value(k, "b.ready_state.name, nbws.connections()") == "CLOSED {}"
+
+
+def test_panel_shows_the_connection_again(k):
+    """%ws_panel displays the connection (its status until the panel exists)."""
+    k.run("%ws_connect {URL}/echo --name p --no-panel")
+    msg_id = k.submit("%ws_panel p")
+    k.wait([msg_id])
+    assert "'p'" in " ".join(k.displayed(msg_id))
+
+
+def test_unload_closes_every_connection(k):
+    """%unload_ext nbws closes every connection; loading again works."""
+    k.run("%ws_connect {URL}/echo --name u --no-panel")
+    k.run("%unload_ext nbws")
+    assert value(k, "u.ready_state.name") == "CLOSED"
+    k.run("%load_ext nbws")
+    k.run("%ws_connect {URL}/echo --name u --no-panel")
+    assert value(k, "u.ready_state.name") == "OPEN"
+
+
+def test_importing_nbws_in_the_kernel_does_not_load_the_magics_module():
+    """The magics import IPython only when loaded (core stays IPython-free)."""
+    import subprocess
+    import sys
+
+    code = "import nbws, sys; print('nbws.magics' in sys.modules, 'IPython' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["False", "False"]
