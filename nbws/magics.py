@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument, kwds, magic_arguments
 from IPython.display import display
 
 from . import client
@@ -154,6 +154,10 @@ class NbwsMagics(Magics):
     @no_var_expand
     @line_cell_magic
     @magic_arguments()
+    @kwds(
+        usage="ws_send [NAME] [--text | --expr EXPR] PAYLOAD\n"
+        "  %%%%ws_send [NAME] [--text]    (sends the cell body)"
+    )
     @argument("name", nargs="?", help="connection (optional when only one is open)")
     @argument("--text", action="store_true", help="send the payload as raw text, not JSON")
     @argument("--expr", metavar="EXPR", help="send the value of a Python expression as JSON")
