@@ -22,7 +22,7 @@ from IPython.display import display
 from . import client
 from .errors import ConnectError, ConnectionClosedError, NbwsError
 
-__all__ = ["NbwsMagics", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["NbwsMagics", "split_send_line", "load_ipython_extension", "unload_ipython_extension"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _JSON_WORDS = {"true", "false", "null"}
@@ -65,6 +65,22 @@ def _parse_json(payload: str, verb: str) -> None:
             f"%{verb}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             "nothing was sent. Use --text to send it as text."
         ) from None
+
+
+def split_send_line(line: str, live: Any = ()) -> tuple[str | None, str, str]:
+    """``[NAME] [--text | --expr] PAYLOAD`` -> (name, "json" | "text" | "expr", payload as typed).
+
+    A first word that is an identifier (not a JSON literal) is the name when more follows, or
+    when it names a live connection in ``live``.
+    """
+    name = None
+    first, rest = _split_first(line)
+    if _IDENTIFIER.fullmatch(first) and first not in _JSON_WORDS and (rest or first in live):
+        name, (first, rest) = first, _split_first(rest)
+    if first in ("--text", "--expr"):
+        return name, first[2:], rest
+    payload = line.strip() if name is None else line.strip()[len(name) :].strip()
+    return name, "json", payload
 
 
 @magics_class
@@ -168,7 +184,7 @@ class NbwsMagics(Magics):
         ``%ws_send [NAME] [--text | --expr EXPR] PAYLOAD``; the payload is the rest of the line,
         exactly as typed. ``%%ws_send [NAME] [--text]`` sends the cell body.
         """
-        name, mode, payload = self._parse_send(line)
+        name, mode, payload = split_send_line(line, client.connections())
         if cell is not None:
             if payload.strip():
                 raise UsageError(
@@ -193,21 +209,6 @@ class NbwsMagics(Magics):
                 ws.send_json(value)
             else:
                 ws.send(payload)
-
-    def _parse_send(self, line: str) -> tuple[str | None, str, str]:
-        """Split ``[NAME] [--text | --expr] PAYLOAD`` keeping the payload exactly as typed."""
-        name = None
-        first, rest = _split_first(line)
-        if (
-            _IDENTIFIER.fullmatch(first)
-            and first not in _JSON_WORDS
-            and (rest or first in client.connections())
-        ):
-            name, (first, rest) = first, _split_first(rest)
-        if first in ("--text", "--expr"):
-            return name, first[2:], rest
-        payload = line.strip() if name is None else line.strip()[len(name) :].strip()
-        return name, "json", payload
 
     @line_magic
     @magic_arguments()

@@ -196,6 +196,43 @@ def test_unload_closes_every_connection(k):
     assert value(k, "u.ready_state.name") == "OPEN"
 
 
+@pytest.mark.parametrize(
+    "line, live, parsed",
+    [
+        ('{"a": 1}', (), (None, "json", '{"a": 1}')),
+        ('feed {"a": 1}', (), ("feed", "json", '{"a": 1}')),
+        ("feed  42", (), ("feed", "json", "42")),
+        ("42", (), (None, "json", "42")),
+        ("true", (), (None, "json", "true")),
+        ("feed", ("feed",), ("feed", "json", "")),
+        ('"feed"', ("feed",), (None, "json", '"feed"')),
+        ("--text hello  world", (), (None, "text", "hello  world")),
+        ("feed --text {not json}", (), ("feed", "text", "{not json}")),
+        ("feed --expr {'a': x}", (), ("feed", "expr", "{'a': x}")),
+        ("--expr order", (), (None, "expr", "order")),
+    ],
+)
+def test_send_line_grammar(line, live, parsed):
+    """[NAME] [--text | --expr] PAYLOAD, the payload kept exactly as typed (in-process)."""
+    from nbws.magics import split_send_line
+
+    assert split_send_line(line, live) == parsed
+
+
+def test_interrupting_ws_wait_leaves_the_connection_healthy(k):
+    """A kernel interrupt stops %ws_wait with KeyboardInterrupt; the connection keeps working."""
+    import time
+
+    k.run("%ws_connect {URL}/echo --name e --no-panel")
+    msg_id = k.submit("%ws_wait e -n 100")
+    time.sleep(0.5)
+    k.manager.interrupt_kernel()
+    k.wait([msg_id])
+    assert k.reply(msg_id)["ename"] == "KeyboardInterrupt"
+    k.run("%ws_send e --text still here\n%ws_wait e --timeout 5")
+    assert value(k, "e.ready_state.name, e.messages[-1].data") == "OPEN still here"
+
+
 def test_importing_nbws_in_the_kernel_does_not_load_the_magics_module():
     """The magics import IPython only when loaded (core stays IPython-free)."""
     import subprocess
