@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,6 +78,8 @@ CLOSE_TIMEOUT = 10.0
 PRINTED_LISTENER_FAILURES = 3
 # Longest time events wait for the code that created a connection to add its listeners.
 HOLD_SECONDS = 0.5
+# Sent messages remembered for the panel's log.
+OUTBOX_SIZE = 200
 # Close codes our side sends when it fails the connection (protocol error, bad data, too big).
 _FAILURE_CODES = {1002, 1003, 1007, 1009, 1011}
 
@@ -253,7 +256,7 @@ class WebSocket:
         if ssl is not None and not self.url.startswith("wss:"):
             raise ValueError("ssl= is only for wss:// URLs")
         self._ssl = ssl
-        self.reconnect = bool(reconnect)
+        self.auto_reconnect = bool(reconnect)
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
         self.protocol = ""
@@ -276,6 +279,8 @@ class WebSocket:
         self._task: asyncio.Task | None = None
         self._opened_at_ns: int | None = None
         self._sent = self._bytes_sent = self._listener_errors = self._reconnects = 0
+        self._outbox: deque[tuple[int, str | bytes]] = deque(maxlen=OUTBOX_SIZE)
+        self._panel: Any = None
         # recv(): one cursor; waiters are woken by the loop thread only when there are any.
         self._cursor = 0
         # wait_for_messages(): counts from here; the first send after a wait moves it forward.
@@ -288,6 +293,52 @@ class WebSocket:
         self._origin = contextvars.copy_context()
         self.name = _registry.claim(self, name)
         nbws_loop.submit(self._run())
+
+    def reconnect(self) -> WebSocket:
+        """Open the connection again, same URL and options (closing it first if it is not closed).
+
+        Messages, counters and listeners are kept; the next open event has ``reconnect=True``.
+        Returns at once in CONNECTING, like the constructor.
+        """
+        if nbws_loop.in_loop_thread():
+            raise RuntimeError("reconnect() blocks until closed: call it outside listeners")
+        self.close()
+        with self._lock:
+            if self._state != CLOSED:
+                raise ConnectionClosedError(f"connection {self.name!r} did not finish closing; try again")
+            self._state = CONNECTING
+            self._close_request = self._close_event = self._connect_error = None
+            self._delivered.pop("close", None)
+            self._closed.clear()
+            self._settled.clear()
+            self._reconnects += 1
+        _registry.claim(self, self.name)
+        nbws_loop.submit(self._run(reopened=True))
+        if self._panel is not None:
+            self._panel.refresh()  # its timer stopped when the connection closed
+        return self
+
+    def panel(self) -> Any:
+        """The live ipywidgets panel of this connection (one per connection; display it anywhere)."""
+        if self._panel is None:
+            from .panel import Panel  # ipywidgets is imported only here
+
+            self._panel = Panel(self)
+        return self._panel
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Displaying the connection shows its panel (text where widgets cannot be shown)."""
+        bundle: dict[str, Any] = {"text/plain": repr(self)}
+        try:
+            panel = self.panel()
+        except ImportError:  # ipywidgets missing: the text is all there is
+            return bundle
+        bundle["application/vnd.jupyter.widget-view+json"] = {
+            "version_major": 2,
+            "version_minor": 0,
+            "model_id": panel.model_id,
+        }
+        return bundle
 
     # -- state ------------------------------------------------------------------------------
 
@@ -326,7 +377,7 @@ class WebSocket:
             "parse_errors": store.parse_errors,
             "listener_errors": self._listener_errors,
             "reconnects": self._reconnects,
-            "rate": store.rate(time.time_ns(), since_ns=self._opened_at_ns),
+            "rate": 0.0 if self._state == CLOSED else store.rate(time.time_ns(), since_ns=self._opened_at_ns),
         }
 
     def __repr__(self) -> str:
@@ -486,7 +537,7 @@ class WebSocket:
         if self._settled_on_loop is not None and not self._settled_on_loop.done():
             self._settled_on_loop.set_result(None)
 
-    async def _run(self) -> None:
+    async def _run(self, reopened: bool = False) -> None:
         self._settled_on_loop = asyncio.get_running_loop().create_future()
         with self._lock:
             self._task = asyncio.current_task()
@@ -497,8 +548,8 @@ class WebSocket:
             self._fail("closed before the connection was established", None)
             return
         try:
-            if self.reconnect:
-                await self._run_reconnecting()
+            if self.auto_reconnect:
+                await self._run_reconnecting(reopened)
             else:
                 try:
                     conn = await self._connector()
@@ -506,7 +557,7 @@ class WebSocket:
                     self._fail(self._describe_failure(exc), exc)
                     return
                 try:
-                    await self._serve(conn)
+                    await self._serve(conn, reopened=reopened)
                 except asyncio.CancelledError:  # close() came as the handshake finished
                     conn.transport.abort()
                     self._fail("closed before the connection was established", None)
@@ -514,13 +565,13 @@ class WebSocket:
             self._origin.run(traceback.print_exc)
             self._fail(f"nbws internal error: {exc!r}", exc)
 
-    async def _run_reconnecting(self) -> None:
+    async def _run_reconnecting(self, reopened: bool) -> None:
         first = True
         try:
             async for conn in self._connector():
                 if not first:
                     self._reconnects += 1
-                await self._serve(conn, reopened=not first)
+                await self._serve(conn, reopened=reopened or not first)
                 first = False
                 if self._close_request is not None:
                     return
@@ -610,7 +661,7 @@ class WebSocket:
             error = ErrorEvent(ConnectionClosedError(message, code=int(sent.code)), message)
         else:
             close = CloseEvent(int(rcvd.code), rcvd.reason, True)
-        if self.reconnect and self._close_request is None:
+        if self.auto_reconnect and self._close_request is None:
             # Not the end: report the drop and let the reconnect loop open a new connection.
             with self._lock:
                 self._state = CONNECTING
@@ -721,6 +772,7 @@ class WebSocket:
             await self._conn.send(data)
         except ConnectionClosed:
             raise self._closed_error("closed while sending") from None
+        self._outbox.append((time.time_ns(), data))
         self._sent += 1
         if isinstance(data, str) and not data.isascii():
             self._bytes_sent += len(data.encode())

@@ -119,6 +119,8 @@ class _Demo:
             sent = due
             if rate > 0 and (count == 0 or sent < count):
                 await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
+            else:
+                await asyncio.sleep(0)  # at full speed, still let the other clients be served
         await connection.close(1000, "end of ticker")
 
     async def chat_room(self, connection: ServerConnection) -> None:

@@ -131,9 +131,9 @@ class NbwsMagics(Magics):
     @argument("--subprotocol", action="append", default=[], help="subprotocol to offer; repeat for more")
     @argument("--reconnect", action="store_true", help="reconnect with backoff when the connection drops")
     @argument("--max-rows", type=int, default=None, help="keep only the newest N rows and messages")
-    @argument("--no-panel", action="store_true", help="do not display the connection")
+    @argument("--no-panel", action="store_true", help="do not display the live panel")
     def ws_connect(self, line: str) -> None:
-        """Connect to a WebSocket server and bind the connection to a variable (default ``ws``).
+        """Connect to a WebSocket server, bind the connection to a variable (default ``ws``), show its panel.
 
         Waits until the connection is open, so a failure shows in this cell. Re-running the
         cell replaces the connection of that name instead of leaking it.
@@ -276,7 +276,7 @@ class NbwsMagics(Magics):
     @magic_arguments()
     @argument("name", nargs="?", help="connection (optional when only one is open)")
     def ws_panel(self, line: str) -> None:
-        """Show the connection again (its live status)."""
+        """Show the connection's live panel again."""
         args = parse_argstring(self.ws_panel, line)
         display(self._connection(args.name, "ws_panel"))
 

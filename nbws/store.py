@@ -227,6 +227,22 @@ class MessageStore:
             self._cache = (received, result)
         return result.copy(deep=False)
 
+    def tail(self, n: int = 5) -> pd.DataFrame:
+        """The last ``n`` rows of the frame, built from the newest chunks only (cheap at any size)."""
+        with self._lock:
+            m = len(self._values)
+            times, values = self._times[max(0, m - n) : m], self._values[max(0, m - n) : m]
+            frames = list(self._frames)
+        parts = [_build_frame(times, values)]
+        rows = len(parts[0])
+        for frame in reversed(frames):
+            if rows >= n:
+                break
+            parts.insert(0, frame.tail(n - rows))
+            rows += len(parts[0])
+        parts = [part for part in parts if len(part)]
+        return pd.concat(parts, sort=False).tail(n) if parts else _empty_frame()
+
     def messages(self) -> list[MessageEvent]:
         """The retained messages as MessageEvents, oldest first."""
         return self.events(self.oldest_seq(), self.received)

@@ -221,3 +221,12 @@ def test_bytes_received_counts_utf8_bytes():
     store = MessageStore()
     fill(store, ['"é"', b"\x00\x01"])
     assert store.bytes_received == len('"é"'.encode()) + 2
+
+
+def test_tail_is_the_end_of_the_frame():
+    """tail(n) equals frame().tail(n), across chunk boundaries and drifting columns."""
+    store = MessageStore(chunk_size=4)
+    fill(store, [json.dumps({"i": i, **({"late": 1} if i > 8 else {})}) for i in range(11)])
+    for n in (1, 3, 5, 11, 20):
+        pd.testing.assert_frame_equal(store.tail(n), store.frame().tail(n), check_dtype=False)
+    assert len(MessageStore().tail(5)) == 0

@@ -1,0 +1,319 @@
+"""The live panel: a standard-ipywidgets view of a connection that stays responsive at any rate.
+
+The panel never redraws per message. A timer on nbws's loop thread looks at the connection a few
+times a second and assigns the few traits that changed (trait assignment from a thread reaches
+the frontend; ``with output:`` would not). Every assignment is one comm message on IOPub, so the
+panel counts them and never sends more than ``MAX_UPDATES_PER_SECOND`` in any second: a
+100k msg/s stream costs the frontend what a 10 msg/s one does. All message text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+import ipywidgets as widgets
+
+from . import client
+from . import loop as nbws_loop
+
+__all__ = ["Panel", "MAX_UPDATES_PER_SECOND", "TICK_SECONDS"]
+
+MAX_UPDATES_PER_SECOND = 20
+TICK_SECONDS = 0.1
+LOG_SIZE = 50
+TAIL_ROWS = 5
+MAX_CHARS = 2_000  # of one message in the log
+ONE_LINE = 160  # JSON up to this many characters stays on one line
+HEX_PREVIEW = 32  # bytes of a binary message shown
+
+_BADGE_COLORS = {
+    "connecting": "#b26a00",
+    "reconnecting": "#b26a00",
+    "open": "#1b7f3b",
+    "closing": "#b26a00",
+    "closed": "#555",
+    "failed": "#b3261e",
+}
+
+_STYLE = """<style>
+.nbws-head{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;line-height:1.6}
+.nbws-badge{color:#fff;border-radius:9px;padding:1px 8px;font-size:12px;font-weight:600}
+.nbws-counters span{margin-right:14px;color:var(--jp-ui-font-color1,#222)}
+.nbws-counters b{font-weight:600}
+.nbws-log{display:flex;flex-direction:column-reverse;max-height:320px;overflow:auto;
+  border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;padding:2px 6px;
+  background:var(--jp-layout-color1,#fff)}
+.nbws-msg{display:flex;gap:10px;border-bottom:1px solid var(--jp-border-color3,#eee);padding:2px 0}
+.nbws-msg pre{margin:0;flex:1;white-space:pre-wrap;overflow-wrap:anywhere;
+  font-family:var(--jp-code-font-family,monospace);font-size:12px}
+.nbws-msg .nbws-meta{flex:none;width:10em;padding-top:1px}
+.nbws-meta{font-size:11px;color:var(--jp-ui-font-color2,#666);white-space:nowrap}
+.nbws-out .nbws-meta{color:#1a5fb4}
+.nbws-tail{font-size:11px;overflow:auto;margin-top:6px}
+.nbws-tail table{border-collapse:collapse}
+.nbws-tail td,.nbws-tail th{padding:1px 6px;border-bottom:1px solid var(--jp-border-color3,#eee)}
+.nbws-empty{color:var(--jp-ui-font-color2,#888);font-size:12px;padding:4px 0}
+</style>"""
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _clock(time_ns: int) -> str:
+    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
+def describe(data: str | bytes) -> str:
+    """What the log shows of one message (plain text; the caller escapes it)."""
+    if isinstance(data, bytes):
+        preview = data[:HEX_PREVIEW].hex(" ")
+        more = " …" if len(data) > HEX_PREVIEW else ""
+        return f"binary, {len(data)} bytes: {preview}{more}"
+    try:
+        value = json.loads(data)
+    except ValueError:
+        text = data
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+        if len(text) > ONE_LINE:
+            text = json.dumps(value, indent=2, ensure_ascii=False)
+    return (
+        text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + f" … ({len(text) - MAX_CHARS} more characters)"
+    )
+
+
+def _entry(direction: str, time_ns: int, data: str | bytes) -> str:
+    arrow, css = ("↑ out", "nbws-msg nbws-out") if direction == "out" else ("↓ in", "nbws-msg")
+    return (
+        f'<div class="{css}"><div class="nbws-meta">{arrow} {_clock(time_ns)}</div>'
+        f"<pre>{html.escape(describe(data))}</pre></div>"
+    )
+
+
+class Panel(widgets.VBox):
+    """The panel of one connection: status, counters, controls, newest messages, frame tail.
+
+    Get it with ``ws.panel()`` (or by displaying ``ws``); the same panel shown twice shows the
+    same live state. Its timer stops once the connection is closed and the final state shown.
+    """
+
+    def __init__(self, ws: client.WebSocket, log_size: int = LOG_SIZE) -> None:
+        self.ws = ws
+        self.log_size = log_size
+        self.paused = False
+        self._cleared = (0, 0)  # (seq, time_ns): the view shows only what came after
+        self._frozen: str | None = None  # the log while paused
+        self._updates: deque[float] = deque()  # when the last comm updates were sent
+        self._timer: Any = None  # the next tick, on the loop thread
+        self._rendered: dict[tuple[str, int], str] = {}
+        self.status = widgets.HTML()
+        self.body = widgets.HTML()
+        self.pause_button = widgets.Button(description="Pause", icon="pause", tooltip="pause the view")
+        self.clear_button = widgets.Button(description="Clear", icon="eraser", tooltip="clear the view")
+        self.close_button = widgets.Button(description="Close", icon="times", tooltip="close the connection")
+        self.reconnect_button = widgets.Button(description="Reconnect", icon="refresh", tooltip="open again")
+        self.editor = widgets.Textarea(
+            placeholder='{"type": "subscribe"}  or any text',
+            layout=widgets.Layout(width="100%", height="64px"),
+        )
+        self.send_json_button = widgets.Button(description="Send JSON", button_style="primary")
+        self.send_text_button = widgets.Button(description="Send text")
+        self.send_status = widgets.HTML()
+        self.pause_button.on_click(lambda _: self.toggle_pause())
+        self.clear_button.on_click(lambda _: self.clear())
+        self.close_button.on_click(lambda _: self._act(self.ws.close))
+        self.reconnect_button.on_click(lambda _: self._act(self.ws.reconnect))
+        self.send_json_button.on_click(lambda _: self.send(as_json=True))
+        self.send_text_button.on_click(lambda _: self.send(as_json=False))
+        controls = widgets.HBox(
+            [self.pause_button, self.clear_button, self.close_button, self.reconnect_button]
+        )
+        sender = widgets.HBox(
+            [self.editor, widgets.VBox([self.send_json_button, self.send_text_button])],
+            layout=widgets.Layout(width="100%"),
+        )
+        super().__init__(
+            [self.status, controls, self.body, sender, self.send_status],
+            layout=widgets.Layout(border="1px solid #ccc", padding="6px", width="100%"),
+        )
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return f"<nbws.Panel of {self.ws!r}>"
+
+    # -- user actions (kernel thread) --------------------------------------------------------
+
+    def toggle_pause(self) -> None:
+        """Freeze or unfreeze the view of messages; receiving goes on."""
+        self.paused = not self.paused
+        self.pause_button.description = "Resume" if self.paused else "Pause"
+        self.pause_button.icon = "play" if self.paused else "pause"
+        self.refresh()
+
+    def clear(self) -> None:
+        """Empty the view of messages (the connection keeps everything it received)."""
+        self._cleared = (self.ws._store.received, time.time_ns())
+        self._frozen = None
+        self.refresh()
+
+    def send(self, as_json: bool) -> None:
+        """Send the editor's text; JSON is checked first and errors are shown, not sent."""
+        text = self.editor.value
+        if as_json:
+            try:
+                json.loads(text)
+            except json.JSONDecodeError as exc:
+                self._say(
+                    f"Not sent: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", error=True
+                )
+                return
+        try:
+            self.ws.send(text)
+        except (client.ConnectionClosedError, client.ConnectError, TimeoutError) as exc:
+            self._say(f"Not sent: {exc}", error=True)
+            return
+        self._say(f"Sent {'JSON' if as_json else 'text'} ({len(text.encode())} bytes)", error=False)
+        self.refresh()
+
+    def _act(self, action: Any) -> None:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, where the click was
+            self._say(f"{type(exc).__name__}: {exc}", error=True)
+        self.refresh()
+
+    def _say(self, message: str, error: bool) -> None:
+        color = "#b3261e" if error else "#1b7f3b"
+        self.send_status.value = f'<span style="color:{color};font-size:12px">{html.escape(message)}</span>'
+
+    # -- drawing (loop thread) ---------------------------------------------------------------
+
+    @property
+    def timer_running(self) -> bool:
+        """True while the panel keeps redrawing; False once a closed connection is fully shown."""
+        return self._timer is not None
+
+    def refresh(self) -> None:
+        """Redraw now-ish (thread-safe) and keep the timer going while there is anything to show."""
+        nbws_loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        # Loop thread only, so there is one chain of ticks: a refresh replaces the pending one.
+        if self._timer is not None:
+            self._timer.cancel()
+        done = self._draw()
+        self._timer = None if done else nbws_loop.get_loop().call_later(TICK_SECONDS, self._tick)
+
+    def _draw(self) -> bool:
+        """Assign what changed, within the update budget; True once the final state is shown."""
+        now = time.monotonic()
+        while self._updates and now - self._updates[0] >= 1.0:
+            self._updates.popleft()
+        changes = [
+            (self.status, "value", self._status_html()),
+            (self.body, "value", self._body_html()),
+            (self.close_button, "disabled", self.ws.ready_state == client.CLOSED),
+        ]
+        changes = [(w, name, value) for w, name, value in changes if getattr(w, name) != value]
+        if len(self._updates) + len(changes) > MAX_UPDATES_PER_SECOND:
+            return False  # over budget: try again on the next tick
+        for widget, name, value in changes:
+            setattr(widget, name, value)
+            self._updates.append(now)
+        # The timer may stop once closed and drawn: nothing will change without a user action.
+        return not changes and self.ws.ready_state == client.CLOSED
+
+    def _badge(self) -> tuple[str, str]:
+        ws = self.ws
+        state = ws.ready_state
+        if state == client.CLOSED:
+            close = ws._close_event
+            if close is None:
+                return "closed", "closed"
+            reason = f" {close.reason}" if close.reason else ""
+            kind = "closed" if close.was_clean else "failed"
+            return kind, f"closed {close.code}{reason}"
+        if state == client.CONNECTING and (ws.stats["reconnects"] or ws._delivered.get("open")):
+            return "reconnecting", "reconnecting"
+        if state == client.CONNECTING and ws.auto_reconnect and ws._connect_error is not None:
+            return "reconnecting", "reconnecting"
+        return state.name.lower(), state.name.lower()
+
+    def _status_html(self) -> str:
+        ws = self.ws
+        stats = ws.stats
+        kind, label = self._badge()
+        badge = (
+            f'<span class="nbws-badge" style="background:{_BADGE_COLORS[kind]}">{html.escape(label)}</span>'
+        )
+        paused = (
+            ' <span class="nbws-badge" style="background:#6750a4">view paused</span>' if self.paused else ""
+        )
+        counters = [
+            ("received", f"{stats['received']:,}"),
+            ("sent", f"{stats['sent']:,}"),
+            ("in", _human_bytes(stats["bytes_received"])),
+            ("out", _human_bytes(stats["bytes_sent"])),
+            ("msgs/s", f"{stats['rate']:,.0f}"),
+            ("parse errors", f"{stats['parse_errors']:,}"),
+            ("listener errors", f"{stats['listener_errors']:,}"),
+        ]
+        if stats["reconnects"]:
+            counters.append(("reconnects", f"{stats['reconnects']:,}"))
+        items = "".join(f"<span>{name} <b>{value}</b></span>" for name, value in counters)
+        return (
+            f'{_STYLE}<div class="nbws-head"><b>{html.escape(ws.name)}</b> '
+            f"<code>{html.escape(ws.url)}</code> {badge}{paused}"
+            f'<div class="nbws-counters">{items}</div></div>'
+        )
+
+    def _body_html(self) -> str:
+        if self.paused and self._frozen is not None:
+            return self._frozen
+        ws = self.ws
+        store = ws._store
+        received = store.received
+        cleared_seq, cleared_ns = self._cleared
+        start = max(cleared_seq, received - self.log_size)
+        entries = [
+            (e.received_at.timestamp() * 1e9, ("in", e.seq), e.data) for e in store.events(start, received)
+        ]
+        sent = [(t, data) for t, data in list(ws._outbox) if t > cleared_ns][-self.log_size :]
+        entries += [(t, ("out", i), data) for i, (t, data) in enumerate(sent)]
+        entries.sort(key=lambda entry: entry[0])
+        entries = entries[-self.log_size :]
+        cache = self._rendered
+        rendered = []
+        for t, key, data in reversed(entries):  # newest first in the DOM: shown last, scrolled to
+            if key[0] == "out":
+                rendered.append(_entry("out", int(t), data))
+            else:
+                if key not in cache:
+                    cache[key] = _entry("in", int(t), data)
+                rendered.append(cache[key])
+        if len(cache) > 4 * self.log_size:
+            keep = {key for _, key, _ in entries}
+            self._rendered = {k: v for k, v in cache.items() if k in keep}
+        log = "".join(rendered) or '<div class="nbws-empty">no messages yet</div>'
+        tail = store.tail(TAIL_ROWS)
+        table = ""
+        if len(tail.columns):
+            tail.index = tail.index.strftime("%H:%M:%S.%f").str[:-3].rename("received_at (UTC)")
+            table = tail.to_html(escape=True, border=0, max_cols=12, float_format=lambda x: repr(float(x)))
+        body = f'<div class="nbws-log">{log}</div>'
+        if table:
+            rows = "row" if len(tail) == 1 else f"{len(tail)} rows"
+            caption = f'<div class="nbws-meta">ws.frame, last {rows}</div>'
+            body += f'<div class="nbws-tail">{caption}{table}</div>'
+        self._frozen = body
+        return body
