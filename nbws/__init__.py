@@ -20,6 +20,7 @@ from .client import (
 )
 from .errors import ConnectError, ConnectionClosedError, JSONDecodeError, NbwsError
 from .events import CloseEvent, ErrorEvent, MessageEvent, OpenEvent
+from .replay import replay
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "connect",
     "connections",
     "close_all",
+    "replay",
     "ReadyState",
     "CONNECTING",
     "OPEN",

@@ -19,6 +19,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from os import PathLike
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -317,6 +318,15 @@ class WebSocket:
         if self._panel is not None:
             self._panel.refresh()  # its timer stopped when the connection closed
         return self
+
+    def save(self, path: str | PathLike) -> int:
+        """Write every retained message to ``path`` (JSON Lines with arrival times); returns the count.
+
+        ``nbws.replay(path)`` serves the file again as a local WebSocket server.
+        """
+        from .replay import write_recording
+
+        return write_recording(self._store.messages(), path)
 
     def panel(self) -> Any:
         """The live ipywidgets panel of this connection (one per connection; display it anywhere)."""

@@ -34,7 +34,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-__all__ = ["DemoServer", "start", "serve", "run", "ROUTES", "DEMO_TOKEN"]
+__all__ = ["BackgroundServer", "DemoServer", "start", "serve", "run", "ROUTES", "DEMO_TOKEN"]
 
 ROUTES = ("/echo", "/ticker", "/chat", "/private", "/close", "/drop")
 DEMO_TOKEN = "demo-token"
@@ -147,20 +147,34 @@ class _Demo:
         connection.transport.abort()
 
 
-class DemoServer:
-    """A demo server running on a thread of its own; ``url`` is its base, ``close()`` stops it."""
+class BackgroundServer:
+    """A websockets server on a thread of its own; ``url`` is its base, ``close()`` stops it.
+
+    Subclasses give the connection handler (and optionally a ``process_request``).
+    """
+
+    thread_name = "nbws-server"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
+        self.url = ""
         self._loop = asyncio.new_event_loop()
         self._stopped: asyncio.Future | None = None
         ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(port, ready), name="nbws-demo", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(port, ready), name=self.thread_name, daemon=True
+        )
         self._thread.start()
         ready.wait()
         if self._error is not None:
             raise self._error
+
+    async def handle(self, connection: ServerConnection) -> None:
+        raise NotImplementedError
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        return None
 
     def _run(self, port: int, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
@@ -173,10 +187,9 @@ class DemoServer:
             self._loop.close()
 
     async def _serve(self, port: int, ready: threading.Event) -> None:
-        demo = _Demo()
         self._stopped = asyncio.get_running_loop().create_future()
         async with ws_serve(
-            demo.handle, self.host, port, process_request=demo.process_request, max_size=None
+            self.handle, self.host, port, process_request=self.process_request, max_size=None
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
             host = f"[{self.host}]" if ":" in self.host else self.host
@@ -190,14 +203,40 @@ class DemoServer:
             self._loop.call_soon_threadsafe(lambda: self._stopped.done() or self._stopped.set_result(None))
             self._thread.join(10)
 
-    def __enter__(self) -> DemoServer:
+    def serve_forever(self) -> None:
+        """Block until the server stops or Ctrl-C, then stop it."""
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+
+    def __enter__(self) -> BackgroundServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<nbws.demo.DemoServer {self.url}>"
+        return f"<{type(self).__module__}.{type(self).__name__} {self.url}>"
+
+
+class DemoServer(BackgroundServer):
+    """The demo server (routes above) running on a thread of its own."""
+
+    thread_name = "nbws-demo"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._demo = _Demo()
+        super().__init__(host, port)
+
+    async def handle(self, connection: ServerConnection) -> None:
+        await self._demo.handle(connection)
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        return self._demo.process_request(connection, request)
 
 
 def start(host: str = "127.0.0.1", port: int = 0) -> DemoServer:
@@ -219,10 +258,4 @@ def run(host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve in the foreground until interrupted (what ``nbws serve`` does)."""
     server = start(host, port)
     print(f"nbws demo server on {server.url} (routes: {', '.join(ROUTES)}); Ctrl-C stops it", flush=True)
-    try:
-        while server._thread.is_alive():
-            server._thread.join(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    server.serve_forever()
