@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import nbws
 
@@ -57,3 +58,58 @@ def test_console_script_help():
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
     assert "serve" in result.stdout
+
+
+def test_tutorial_copies_the_notebooks_and_serves_them_over_http(tmp_path):
+    """`nbws tutorial --dir D --port P --no-browser` answers over HTTP with the tutorials in D."""
+    import json
+    import time
+    import urllib.request
+
+    from lab import free_port
+
+    port, token, folder = free_port(), "t0ken", tmp_path / "work"
+    (folder).mkdir()
+    (folder / "01-basics.ipynb").write_text("{}")  # a user's edited copy is kept
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nbws",
+            "tutorial",
+            "--dir",
+            str(folder),
+            "--port",
+            str(port),
+            "--no-browser",
+            f"--IdentityProvider.token={token}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                url = f"http://127.0.0.1:{port}/api/contents/?token={token}"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    listing = json.load(response)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    names = sorted(item["name"] for item in listing["content"])
+    shipped = sorted(p.name for p in (Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+    assert names == shipped
+    assert (folder / "01-basics.ipynb").read_text() == "{}"
+    assert "keeping your copy of 01-basics.ipynb" in out
