@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ipykernel
 import pytest
 
 from kernel import Kernel
+
+# ipykernel >= 7.1 keeps each output's parent in a ContextVar, which nbws captures with each
+# listener; older kernels send output from threads under the cell running at that moment.
+ROUTES_BY_CONTEXT = tuple(int(x) for x in ipykernel.__version__.split(".")[:2]) >= (7, 1)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,11 @@ def test_listener_output_lands_under_the_registering_cell(kernel, demo):
     kernel.wait([register])
     later = kernel.submit("import time\nchat.send('ping-1')\ntime.sleep(1)\nprint('later cell done')")
     kernel.wait([later])
-    assert kernel.stream_text(register).strip() == "heard ping-1"
-    assert kernel.stream_text(later).strip() == "later cell done"
+    if ROUTES_BY_CONTEXT:
+        assert kernel.stream_text(register).strip() == "heard ping-1"
+        assert kernel.stream_text(later).strip() == "later cell done"
+    else:  # documented: older kernels show it under the running cell
+        assert kernel.stream_text(later).split() == ["heard", "ping-1", "later", "cell", "done"]
     kernel.run("chat.close()")
 
 
@@ -58,10 +66,11 @@ def test_listener_error_is_shown_under_its_cell_and_the_stream_goes_on(kernel, d
         "bad.on('message')(lambda event: 1 / 0)"
     )
     kernel.wait([register])
-    out = kernel.run("bad.send('a'); bad.recv(timeout=5); bad.send('b'); print(bad.recv(timeout=5).data)")
-    assert out.strip() == "b"
+    cell = kernel.submit("bad.send('a'); bad.recv(timeout=5); bad.send('b'); print(bad.recv(timeout=5).data)")
+    kernel.wait([cell])
+    assert kernel.stream_text(cell, name="stdout").strip() == "b"
     kernel.drain(0.3)
-    err = kernel.stream_text(register, name="stderr")
+    err = kernel.stream_text(register if ROUTES_BY_CONTEXT else cell, name="stderr")
     assert "ZeroDivisionError" in err
     assert "the stream goes on" in err
     assert kernel.run("print(bad.stats['listener_errors'], bad.ready_state.name)").split() == ["2", "OPEN"]

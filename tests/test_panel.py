@@ -273,7 +273,11 @@ def test_panel_in_jupyterlab(tmp_path):
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_text("Run All Cells", exact=True).click()
             panels = page.locator(".nbws-head")
-            panels.nth(2).wait_for(timeout=60_000)
+            try:
+                panels.nth(2).wait_for(timeout=60_000)
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / "panel-lab-failure.png"))
+                raise
 
             def received(i: int) -> int:
                 text = panels.nth(i).locator(".nbws-counters span").first.inner_text()
