@@ -271,6 +271,8 @@ class WebSocket:
         self._settled_on_loop: asyncio.Future | None = None  # the same, for the loop thread
         self._closed = threading.Event()
         self._connect_error: ConnectError | None = None
+        self._open_waiters = 0
+        self._connect_error_raised = False
         self._close_event: CloseEvent | None = None
         self._delivered: dict[str, Any] = {}  # the open/close event listeners last got
         self._presented_state: ReadyState | None = None  # while held events are delivered
@@ -309,6 +311,7 @@ class WebSocket:
                 raise ConnectionClosedError(f"connection {self.name!r} did not finish closing; try again")
             self._state = CONNECTING
             self._close_request = self._close_event = self._connect_error = None
+            self._connect_error_raised = False
             self._delivered.pop("close", None)
             self._closed.clear()
             self._settled.clear()
@@ -457,6 +460,8 @@ class WebSocket:
         self._deliver(type, event, entries, printed)
 
     def _deliver(self, type: str, event: Any, entries: list, printed: bool = False) -> None:
+        if type == "error" and isinstance(event.error, ConnectError):
+            printed = printed or bool(self._open_waiters) or self._connect_error_raised
         if type == "error" and not entries and not printed:  # never silent: tell the creating cell
             self._origin.run(print, event.message, file=sys.stderr)
         for entry in entries:
@@ -711,13 +716,18 @@ class WebSocket:
         ``ready_state``). ``TimeoutError`` if still connecting after ``timeout`` seconds (the
         handshake itself is bounded by ``open_timeout``).
         """
-        self._let_go()
-        if not self._settled.wait(timeout):
-            raise TimeoutError(f"{self.url} is still connecting after {timeout}s")
-        if self._state != OPEN and self._connect_error is not None:
-            error = self._connect_error
-            raise ConnectError(str(error), url=error.url, status=error.status) from error.__cause__
-        return self
+        self._open_waiters += 1  # someone will hear about a failure: no need to print it too
+        try:
+            self._let_go()
+            if not self._settled.wait(timeout):
+                raise TimeoutError(f"{self.url} is still connecting after {timeout}s")
+            if self._state != OPEN and self._connect_error is not None:
+                error = self._connect_error
+                self._connect_error_raised = True
+                raise ConnectError(str(error), url=error.url, status=error.status) from error.__cause__
+            return self
+        finally:
+            self._open_waiters -= 1
 
     def wait_closed(self, timeout: float | None = None) -> CloseEvent:
         """Block until CLOSED and the close listeners have run; returns the close event.

@@ -279,7 +279,7 @@ class MessageStore:
         return found[0] if found and found[0].seq == seq else None
 
     def rate(self, now_ns: int, window_s: float = 5.0, since_ns: int | None = None) -> float:
-        """Messages per second over the last ``window_s`` seconds (or since ``since_ns``)."""
+        """Messages per second over the last ``window_s`` seconds (or since ``since_ns``, at least 1 s)."""
         start = now_ns - int(window_s * 1e9)
         if since_ns is not None:
             start = max(start, since_ns)
@@ -300,8 +300,8 @@ class MessageStore:
                 break
         if rolled_over and oldest is not None and oldest > start:
             start = oldest  # only what is retained can be counted
-        span = (now_ns - start) / 1e9
-        return count / span if span > 0 else 0.0
+        # At least a second: one message just after opening is not "170 msgs/s".
+        return count / max((now_ns - start) / 1e9, 1.0)
 
 
 def to_datetime(time_ns: int) -> datetime:

@@ -54,6 +54,10 @@ class JupyterLab:
         news = home / "settings" / "@jupyterlab" / "apputils-extension"
         news.mkdir(parents=True, exist_ok=True)
         (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+        # Every cell in the DOM (no virtual scrolling), so tests can see every output.
+        tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True, exist_ok=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
         # The kernel is this interpreter, whatever other kernelspecs the machine has.
         spec = home / "data" / "kernels" / "python3"
         spec.mkdir(parents=True, exist_ok=True)

@@ -181,6 +181,20 @@ def test_refused_connection_fires_error_then_close(servers):
     assert ws.ready_state == CLOSED
 
 
+def test_a_failure_the_caller_is_told_about_is_not_printed_again(capfd):
+    """wait_open raises the ConnectError; nothing more on stderr. Unheard failures are printed."""
+    with pytest.raises(nbws.ConnectError):
+        nbws.connect(f"ws://127.0.0.1:{_free_port()}/").wait_open(5)
+    time.sleep(0.2)
+    assert capfd.readouterr().err == ""
+    _connect_and_forget(f"ws://127.0.0.1:{_free_port()}/")
+    wait_for(lambda: "refused" in capfd.readouterr().err)
+
+
+def _connect_and_forget(url):
+    nbws.connect(url)  # the frame returns at once: nobody listens, so nbws prints the failure
+
+
 def test_http_403_on_upgrade(servers):
     """An HTTP 403 answer: ConnectError with the status, error then close 1006."""
 
