@@ -63,6 +63,7 @@ def test_a_tutorial_runs_all_in_jupyterlab(tmp_path):
     import shutil
 
     from lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JupyterLab, chromium_available
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     missing = chromium_available()
@@ -89,7 +90,7 @@ def test_a_tutorial_runs_all_in_jupyterlab(tmp_path):
                               .filter(p => /\\[\\d+\\]/.test(p.innerText)).length === {code_cells}""",
                     timeout=60_000,
                 )
-            except Exception:
+            except PlaywrightTimeout:
                 page.screenshot(path=str(ARTIFACTS / "tutorial-03-failure.png"), full_page=True)
                 shown = page.locator(".jp-OutputArea-output").all_inner_texts()
                 raise AssertionError(f"not every cell ran; outputs: {shown}") from None
