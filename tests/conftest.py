@@ -36,6 +36,7 @@ class LoopServer:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self._servers: list = []
+        self._tcp_handlers: set[asyncio.Task] = set()
 
     def run(self, coro, timeout: float = 10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -53,8 +54,12 @@ class LoopServer:
     def tcp(self, on_connect) -> int:
         """A plain TCP server on 127.0.0.1:0 calling ``on_connect(reader, writer)``; returns port."""
 
+        async def handle(reader, writer):
+            self._tcp_handlers.add(asyncio.current_task())
+            await on_connect(reader, writer)
+
         async def start():
-            server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
             self._servers.append(server)
             return server.sockets[0].getsockname()[1]
 
@@ -75,6 +80,10 @@ class LoopServer:
         async def stop():
             for server in self._servers:
                 server.close()
+            # Plain TCP handlers still running (a stalled handshake) would keep wait_closed()
+            # waiting on Python >= 3.12, which waits for every connection: cancel them.
+            for task in self._tcp_handlers:
+                task.cancel()
             await asyncio.wait_for(asyncio.gather(*(s.wait_closed() for s in self._servers)), 5)
 
         try:
