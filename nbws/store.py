@@ -140,8 +140,9 @@ class MessageStore:
         self._sealed_messages = 0
         self._frames: deque[pd.DataFrame] = deque()
         self._frame_rows = 0
-        self._frames_version = 0
-        self._sealed_frame: tuple[int, pd.DataFrame] | None = None
+        self._frames_added = self._frames_dropped = 0
+        # The sealed chunks' frames concatenated: (frames added, frames dropped, frame) when built.
+        self._sealed_frame: tuple[int, int, pd.DataFrame] | None = None
         self._cache: tuple[int, pd.DataFrame] | None = None
 
     # -- writer (loop thread) --------------------------------------------------------------
@@ -174,7 +175,7 @@ class MessageStore:
             if len(frame):
                 self._frames.append(frame)
                 self._frame_rows += len(frame)
-                self._frames_version += 1
+                self._frames_added += 1
             self._trim()
 
     def _trim(self) -> None:
@@ -185,7 +186,7 @@ class MessageStore:
             self._sealed_messages -= len(self._sealed.popleft().data)
         while self._frames and self._frame_rows - len(self._frames[0]) >= limit:
             self._frame_rows -= len(self._frames.popleft())
-            self._frames_version += 1
+            self._frames_dropped += 1
 
     # -- readers (any thread) --------------------------------------------------------------
 
@@ -198,22 +199,24 @@ class MessageStore:
         """A DataFrame of every JSON message retained, indexed by UTC ``received_at``.
 
         Built from cached chunks; the result is cached until the next message arrives. The
-        caller gets its own shallow copy (pandas copy-on-write keeps the cache intact).
+        caller gets its own copy: shallow where pandas copies on write (pandas 3), else deep.
         """
         with self._lock:
             received = self.received
             if self._cache is not None and self._cache[0] == received:
-                return self._cache[1].copy(deep=False)
+                return _snapshot(self._cache[1])
             _, _, times, values = self._open_chunk()
-            version = self._frames_version
+            added, dropped = self._frames_added, self._frames_dropped
             frames = list(self._frames)
-            sealed_cache = self._sealed_frame
-        if sealed_cache is not None and sealed_cache[0] == version:
-            sealed = sealed_cache[1]
-        else:
+            cached = self._sealed_frame
+        if cached is not None and cached[:2] == (added, dropped):
+            sealed = cached[2]
+        elif cached is not None and cached[1] == dropped:  # only new chunks: add just those
+            sealed = pd.concat([cached[2], *frames[len(frames) - (added - cached[0]) :]], sort=False)
+        else:  # first time, or rolled over: from the retained chunks
             sealed = pd.concat(frames, sort=False) if frames else _empty_frame()
-            with self._lock:
-                self._sealed_frame = (version, sealed)
+        with self._lock:
+            self._sealed_frame = (added, dropped, sealed)
         tail = _build_frame(times, values)
         if len(tail) == 0:
             result = sealed
@@ -225,7 +228,7 @@ class MessageStore:
             result = result.iloc[-self.max_rows :]
         with self._lock:
             self._cache = (received, result)
-        return result.copy(deep=False)
+        return _snapshot(result)
 
     def tail(self, n: int = 5) -> pd.DataFrame:
         """The last ``n`` rows of the frame, built from the newest chunks only (cheap at any size)."""
@@ -302,6 +305,12 @@ class MessageStore:
             start = oldest  # only what is retained can be counted
         # At least a second: one message just after opening is not "170 msgs/s".
         return count / max((now_ns - start) / 1e9, 1.0)
+
+
+def _snapshot(frame: pd.DataFrame) -> pd.DataFrame:
+    """The caller's own copy of a cached frame: shallow under copy-on-write, else deep."""
+    cow = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
+    return frame.copy(deep=not cow)
 
 
 def to_datetime(time_ns: int) -> datetime:

@@ -101,6 +101,17 @@ def test_drift_across_chunks():
     assert frame["value"].iloc[6] == 7
 
 
+def test_frame_grows_across_seals_and_rollover():
+    """Asked for between seals, the frame is always every retained row in order."""
+    for max_rows in (None, 30):
+        store = MessageStore(chunk_size=8, max_rows=max_rows)
+        for i in range(100):
+            store.append(json.dumps({"i": i}), i)
+            if i % 7 == 0:
+                expected = list(range(i + 1))[-(max_rows or 1000) :]
+                assert store.frame()["i"].tolist() == expected
+
+
 def test_chunk_boundaries_lose_nothing():
     """Every message lands in the frame once, whichever chunk it fell in."""
     store = MessageStore(chunk_size=4)
@@ -132,6 +143,9 @@ def test_caller_mutating_the_frame_does_not_change_the_store():
     frame = store.frame()
     frame["a"] = 0
     frame["extra"] = 1
+    again = store.frame()
+    again.loc[again.index[0], "a"] = 99  # in place, where copy-on-write is off (pandas 2)
+    again.iloc[1, 0] = 98
     again = store.frame()
     assert list(again["a"]) == [1, 2]
     assert "extra" not in again.columns
