@@ -114,6 +114,14 @@ class JupyterLab:
         self.log.close()
 
 
+def run_all_cells(page, lab: JupyterLab, name: str) -> None:
+    """Open notebook ``name`` in ``lab`` and choose Run > Run All Cells, as a user would."""
+    page.goto(lab.notebook_url(name))
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+
 def chromium_available() -> str | None:
     """Why the browser tests cannot run, or None when they can."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):

@@ -62,7 +62,7 @@ def test_a_tutorial_runs_all_in_jupyterlab(tmp_path):
     """03 with Run All in a real JupyterLab in headless Chromium: every cell runs, no error output."""
     import shutil
 
-    from lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JupyterLab, chromium_available
+    from lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JupyterLab, chromium_available, run_all_cells
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -79,10 +79,7 @@ def test_a_tutorial_runs_all_in_jupyterlab(tmp_path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 1000})
-            page.goto(lab.notebook_url(name))
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
+            run_all_cells(page, lab, name)
             # Every code cell gets an execution count once it ran.
             try:
                 page.wait_for_function(

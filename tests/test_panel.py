@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JupyterLab, chromium_available
+from lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JupyterLab, chromium_available, run_all_cells
 
 import nbws
 from nbws import panel as panel_module
@@ -270,10 +270,7 @@ def test_panel_in_jupyterlab(tmp_path):
             page = browser.new_page(viewport={"width": 1200, "height": 1400})
             dialogs: list[str] = []
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-            page.goto(lab.notebook_url("panel.ipynb"))
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
+            run_all_cells(page, lab, "panel.ipynb")
             panels = page.locator(".nbws-head")
             try:
                 panels.nth(2).wait_for(timeout=60_000)
