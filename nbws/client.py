@@ -642,7 +642,7 @@ class WebSocket:
         self._closed_by_peer(conn)
 
     async def _receive(self, conn: Any) -> None:
-        """The per-message hot path: keep it to a store append and two attribute checks."""
+        """The per-message hot path: a store append, a counter and two attribute checks."""
         recv = conn.recv
         append = self._store.append
         now_ns = time.time_ns

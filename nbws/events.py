@@ -9,12 +9,12 @@ from typing import Any
 
 from .errors import JSONDecodeError
 
-__all__ = ["OpenEvent", "MessageEvent", "CloseEvent", "ErrorEvent", "Event", "loads"]
+__all__ = ["OpenEvent", "MessageEvent", "CloseEvent", "ErrorEvent", "Event", "loads", "fast_loads"]
 
 try:  # orjson is a dependency; the fallback keeps a broken install usable.
-    from orjson import loads as _fast_loads
+    from orjson import loads as fast_loads
 except ImportError:  # pragma: no cover
-    _fast_loads = json.loads
+    fast_loads = json.loads
 
 
 def loads(data: str | bytes) -> Any:
@@ -24,7 +24,7 @@ def loads(data: str | bytes) -> Any:
     (``NaN``, integers wider than 64 bits) still parses.
     """
     try:
-        return _fast_loads(data)
+        return fast_loads(data)
     except ValueError:
         return json.loads(data)
 

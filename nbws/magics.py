@@ -20,7 +20,7 @@ from IPython.core.magic_arguments import argument, kwds, magic_arguments
 from IPython.display import display
 
 from . import client
-from .errors import ConnectError, ConnectionClosedError, NbwsError
+from .errors import ConnectError, NbwsError
 
 __all__ = ["NbwsMagics", "split_send_line", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -33,9 +33,7 @@ def _usage_errors(verb: str) -> Iterator[None]:
     """Turn the errors a user can fix into one-line UsageErrors; others keep their traceback."""
     try:
         yield
-    except (ValueError, TypeError, ConnectError, ConnectionClosedError, TimeoutError) as exc:
-        raise UsageError(f"%{verb}: {exc}") from None
-    except NbwsError as exc:  # pragma: no cover - every NbwsError today is one of the above
+    except (ValueError, TypeError, NbwsError, TimeoutError) as exc:
         raise UsageError(f"%{verb}: {exc}") from None
 
 

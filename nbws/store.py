@@ -20,12 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .events import MessageEvent
-
-try:
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover
-    _fast_loads = json.loads
+from .events import MessageEvent, fast_loads
 
 __all__ = ["MessageStore", "flatten", "to_datetime", "DEFAULT_CHUNK_SIZE"]
 
@@ -35,19 +30,6 @@ VALUE_COLUMN = "value"
 
 # Marks a message whose data is not JSON (binary, or text that does not parse).
 _NOT_JSON = object()
-
-
-def _parse(data: str | bytes) -> Any:
-    """The JSON value of a text message, or _NOT_JSON."""
-    if data.__class__ is not str:
-        return _NOT_JSON
-    try:
-        return _fast_loads(data)
-    except ValueError:
-        try:  # what orjson refuses but JSON.parse-like parsers take: NaN, wide integers
-            return json.loads(data)
-        except ValueError:
-            return _NOT_JSON
 
 
 def _utc_index(times_ns: Any) -> pd.DatetimeIndex:
@@ -149,13 +131,15 @@ class MessageStore:
 
     def append(self, data: str | bytes, time_ns: int) -> None:
         """Record one message received at ``time_ns`` (ns since the epoch)."""
-        # The per-message path: _parse inlined, no more work than a bare recv loop needs.
+        # The per-message path: no more work than a bare recv loop needs.
         if data.__class__ is str:
             try:
-                value = _fast_loads(data)
+                value = fast_loads(data)
             except ValueError:
-                value = _parse(data)
-                if value is _NOT_JSON:
+                try:  # what orjson refuses but Python servers send: NaN, wide integers
+                    value = json.loads(data)
+                except ValueError:
+                    value = _NOT_JSON
                     self.parse_errors += 1
             self.bytes_received += len(data) if data.isascii() else len(data.encode())
         else:
