@@ -116,8 +116,17 @@ class JupyterLab:
 
 def run_all_cells(page, lab: JupyterLab, name: str) -> None:
     """Open notebook ``name`` in ``lab`` and choose Run > Run All Cells, as a user would."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    # JupyterLab sometimes asks which kernel to start before the session exists; take Python 3.
+    accept = page.locator(".jp-Dialog button.jp-mod-accept")
+    try:
+        accept.wait_for(timeout=3_000)
+        accept.click()
+    except PlaywrightTimeout:
+        pass
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
 
