@@ -1,16 +1,18 @@
-"""MessageStore: what a connection received, kept in chunks and turned into a DataFrame on demand.
+"""MessageStore: what a connection received, kept compactly and turned into a DataFrame on demand.
 
 The loop thread appends each message (parse + three list appends, nothing else). Every
-``chunk_size`` messages the open chunk is sealed: its JSON objects become one small DataFrame
-(pyarrow flattens nested objects into dotted columns) and its payloads move to a compact
-record. ``frame()`` concatenates the sealed frames and the open tail, and caches the result
-until the next message. Only the loop thread writes; readers on other threads take the lock
-that sealing holds, so they never see a chunk twice or not at all.
+``chunk_size`` messages the open chunk is sealed: its JSON objects become a pyarrow Table (Arrow's
+JSON reader parses the raw text straight into columns, nested objects flattened into dotted
+columns) and its payloads move to a compact record. ``frame()`` moves the sealed Tables into
+growable per-column buffers and returns a DataFrame of views of them plus the open tail, so
+asking again after new messages costs the new rows, not all of them. Only the loop thread
+writes messages; readers serialize on a lock of their own.
 """
 
 from __future__ import annotations
 
 import bisect
+import io
 import json
 import threading
 from array import array
@@ -18,6 +20,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .events import MessageEvent, fast_loads
@@ -30,6 +33,10 @@ VALUE_COLUMN = "value"
 
 # Marks a message whose data is not JSON (binary, or text that does not parse).
 _NOT_JSON = object()
+# Arrow string chunks a column keeps before merging them (each frame costs one step per chunk).
+MAX_STRING_CHUNKS = 256
+# Arrow's reader makes integers too wide for int64 floats: a float this big may have been one.
+_WIDE = float(2**63)
 
 
 def _utc_index(times_ns: Any) -> pd.DatetimeIndex:
@@ -41,22 +48,30 @@ def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame(index=_utc_index([]))
 
 
-def flatten(rows: list[dict]) -> pd.DataFrame:
-    """One row per dict, nested objects flattened into dotted column names (``book.bid``).
+def _flatten_structs(table: Any) -> Any:
+    import pyarrow as pa
 
-    pyarrow does it fast when each field keeps one type; otherwise ``pd.json_normalize`` does
-    it slowly but for anything JSON can hold (mixed types, integers wider than 64 bits).
-    """
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()
+    return table
+
+
+def _arrow_table(rows: list[dict]) -> Any:
+    """The rows as a flattened pyarrow Table, or None where pyarrow cannot type them
+    (a field with mixed types, integers wider than 64 bits)."""
     try:
         import pyarrow as pa
     except ImportError:  # pragma: no cover - pyarrow is a dependency
-        return pd.json_normalize(rows)
+        return None
     try:
-        table = pa.Table.from_struct_array(pa.array(rows))
+        return _flatten_structs(pa.Table.from_struct_array(pa.array(rows)))
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
-        return pd.json_normalize(rows)
-    while any(pa.types.is_struct(field.type) for field in table.schema):
-        table = table.flatten()
+        return None
+
+
+def _arrow_to_pandas(table: Any) -> pd.DataFrame:
+    import pyarrow as pa
+
     frame = table.to_pandas()
     for field in table.schema:
         if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
@@ -65,8 +80,30 @@ def flatten(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _build_frame(times: list[int], values: list[Any]) -> pd.DataFrame:
-    """The DataFrame of one chunk's JSON messages (non-objects in the ``value`` column)."""
+def flatten(rows: list[dict]) -> pd.DataFrame:
+    """One row per dict, nested objects flattened into dotted column names (``book.bid``).
+
+    pyarrow does it fast when each field keeps one type; otherwise ``pd.json_normalize`` does
+    it slowly but for anything JSON can hold (mixed types, integers wider than 64 bits).
+    """
+    table = _arrow_table(rows)
+    return _normalize(rows) if table is None else _arrow_to_pandas(table)
+
+
+def _normalize(rows: list[dict]) -> pd.DataFrame:
+    """``pd.json_normalize``, with lone surrogates (JSON allows ``"\\ud800"``; UTF-8 does not)
+    replaced by U+FFFD where pandas refuses them."""
+    try:
+        return pd.json_normalize(rows)
+    except UnicodeEncodeError:
+        text = (
+            json.dumps(rows, ensure_ascii=False).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        )
+        return pd.json_normalize(json.loads(text))
+
+
+def _split_rows(times: list[int], values: list[Any]) -> tuple[list[dict], list[int]]:
+    """The rows of a chunk's JSON messages (non-objects as ``{"value": v}``) and their times."""
     rows: list[dict] = []
     row_times: list[int] = []
     for t, v in zip(times, values):
@@ -76,11 +113,322 @@ def _build_frame(times: list[int], values: list[Any]) -> pd.DataFrame:
         elif v is not _NOT_JSON:
             rows.append({VALUE_COLUMN: v})
             row_times.append(t)
-    if not rows:
-        return _empty_frame()
-    frame = flatten(rows)
-    frame.index = _utc_index(row_times)
-    return frame
+    return rows, row_times
+
+
+def _with_strings_for_timestamps(type_: Any) -> Any:
+    """``type_`` with every timestamp (Arrow's reader makes them of ISO date strings) a string."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(type_) or pa.types.is_date(type_):
+        return pa.string()
+    if pa.types.is_struct(type_):
+        return pa.struct([f.with_type(_with_strings_for_timestamps(f.type)) for f in type_])
+    if pa.types.is_list(type_):
+        return pa.list_(_with_strings_for_timestamps(type_.value_type))
+    return type_
+
+
+def _may_hold_wide_integers(table: Any) -> bool:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for column in table.columns:
+        values = column
+        while pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+            values = pc.list_flatten(values)
+        if pa.types.is_floating(values.type) and len(values):
+            largest = pc.max(pc.abs(values)).as_py()
+            if largest is not None and largest >= _WIDE:
+                return True
+    return False
+
+
+class _JSONReader:
+    """Arrow's JSON reader over a chunk's raw text: several times faster than building Arrow
+    arrays from parsed dicts. It answers None whenever its result could differ from parsing
+    each message on its own (the caller then does that): not one object per line, numbers too
+    wide for int64, a type Arrow refuses. Date-like strings stay strings: the fields Arrow
+    took for timestamps are read again as strings and remembered for the next chunks."""
+
+    def __init__(self) -> None:
+        self._string_fields: dict[str, Any] = {}
+
+    def read(self, data: list[str]) -> Any:
+        try:
+            import pyarrow as pa
+            import pyarrow.json as pa_json
+        except ImportError:  # pragma: no cover - pyarrow is a dependency
+            return None
+        try:
+            blob = "\n".join(data).encode()
+        except UnicodeEncodeError:  # lone surrogates: the slow path replaces them
+            return None
+        if blob.count(b"\n") != len(data) - 1 or b"\r" in blob:
+            return None
+        if not all(map(str.strip, data)):  # Arrow skips blank lines
+            return None
+        options = pa_json.ReadOptions(use_threads=False, block_size=len(blob) + 1)
+        try:
+            table = self._read(pa, pa_json, blob, options)
+            table = _flatten_structs(table)
+            if table.num_rows != len(data) or _may_hold_wide_integers(table):
+                return None
+            return table
+        except (pa.ArrowException, ValueError):
+            return None
+
+    def _read(self, pa: Any, pa_json: Any, blob: bytes, options: Any) -> Any:
+        for _ in range(2):
+            schema = pa.schema(list(self._string_fields.items())) if self._string_fields else None
+            parse = pa_json.ParseOptions(explicit_schema=schema)
+            table = pa_json.read_json(io.BytesIO(blob), read_options=options, parse_options=parse)
+            fixed = {
+                f.name: _with_strings_for_timestamps(f.type)
+                for f in table.schema
+                if not f.type.equals(_with_strings_for_timestamps(f.type))
+            }
+            if not fixed:
+                return table
+            self._string_fields.update(fixed)
+        raise ValueError("timestamps kept coming back")  # pragma: no cover
+
+
+class _Rows:
+    """Sealed rows not yet moved into the frame's buffers: a pyarrow Table or a DataFrame."""
+
+    __slots__ = ("table", "times")
+
+    def __init__(self, table: Any, times: Any) -> None:
+        self.table = table
+        self.times = times
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def _to_pandas(batch: list[_Rows]) -> tuple[pd.DataFrame, np.ndarray]:
+    """One DataFrame of consecutive sealed rows (Tables with one schema become one Table first)."""
+    import pyarrow as pa
+
+    times = np.concatenate([np.asarray(rows.times, dtype="int64") for rows in batch])
+    tables = [rows.table for rows in batch]
+    if isinstance(tables[0], pd.DataFrame):
+        return tables[0], times
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    return _arrow_to_pandas(table), times
+
+
+def _batches(pending: list[_Rows]) -> list[list[_Rows]]:
+    """Consecutive pending rows grouped so that each group converts to pandas in one go:
+    Tables with the same fields (in any order; the first Table's order is kept)."""
+    batches: list[list[_Rows]] = []
+    fields: set | None = None
+    for rows in pending:
+        table = rows.table
+        if isinstance(table, pd.DataFrame):
+            batches.append([rows])
+            fields = None
+            continue
+        if fields is not None and set(table.schema) == fields:
+            names = batches[-1][0].table.schema.names
+            batches[-1].append(_Rows(table.select(names), rows.times))
+        else:
+            batches.append([rows])
+            fields = set(table.schema)
+    return batches
+
+
+def _is_arrow_string(dtype: Any) -> bool:
+    return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
+def _is_number(dtype: Any) -> bool:
+    return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+
+
+class _Column:
+    """One column of the frame: a growable numpy buffer, or Arrow chunks for pandas' Arrow strings.
+
+    ``anchor`` is a Series over the whole buffer, kept as long as the buffer is in use: the
+    frames handed out are slices of it, so pandas' copy-on-write copies before a caller writes
+    into one, instead of writing into the buffer that later frames share.
+    """
+
+    __slots__ = ("anchor", "buffer", "chunks", "dtype")
+
+    def __init__(self, buffer: np.ndarray | None = None, chunks: list | None = None, dtype: Any = None):
+        self.buffer = buffer
+        self.anchor = None if buffer is None else pd.Series(buffer, dtype=buffer.dtype, copy=False)
+        self.chunks = chunks  # Arrow string arrays covering rows 0..stop
+        self.dtype = buffer.dtype if buffer is not None else dtype
+
+
+def _missing_buffer(capacity: int, dtype: Any = np.float64) -> np.ndarray:
+    return np.full(capacity, np.nan, dtype=dtype)
+
+
+class _FrameBuffer:
+    """The frame's rows in per-column buffers: a new frame costs the new rows, not all the rows.
+
+    Rows ``start`` to ``stop`` are the frame; more are appended at ``stop``. Rows from the open
+    chunk are written after ``stop`` without moving it (the same rows, with the same values,
+    are written there again once sealed), so frames handed out never see a value change.
+    Columns keep the order in which they first appeared; a column missing from some rows has
+    NaN there (integers become floats, booleans objects, as ``pd.concat`` does); a column whose
+    values change type becomes float (int and float) or object (anything else).
+    """
+
+    def __init__(self) -> None:
+        self.start = self.stop = 0
+        self.columns: dict[str, _Column] = {}
+        self.scratch: dict[str, Any] = {}  # Arrow string chunks of the open chunk's rows
+        self.index = self._new_index(0)
+
+    @staticmethod
+    def _new_index(capacity: int) -> pd.DatetimeIndex:
+        # Written in place through asi8 (a view of its data) where no frame handed out looks.
+        return pd.DatetimeIndex(np.zeros(capacity, "M8[ns]"), name=INDEX_NAME).tz_localize("UTC")
+
+    def reserve(self, rows: int) -> None:
+        """Room for ``rows`` rows after ``stop``: a bigger buffer, live rows moved to its front."""
+        if self.stop + rows <= len(self.index):
+            return
+        live = self.stop - self.start
+        capacity = max(2 * (live + rows), 4096)
+        index = self._new_index(capacity)
+        index.asi8[:live] = self.index.asi8[self.start : self.stop]
+        self.index = index
+        for name, column in self.columns.items():
+            if column.buffer is not None:
+                buffer = np.empty(capacity, column.buffer.dtype)
+                buffer[:live] = column.buffer[self.start : self.stop]
+                self.columns[name] = _Column(buffer)
+            elif self.start:
+                import pyarrow as pa
+
+                chunks = pa.chunked_array(column.chunks, type=pa.large_string()).slice(self.start)
+                column.chunks = chunks.chunks
+        self.start, self.stop = 0, live
+
+    def append(self, frame: pd.DataFrame, times: np.ndarray, commit: bool = True) -> None:
+        """Write the rows of ``frame`` after ``stop`` (and move ``stop`` past them if ``commit``)."""
+        count = len(frame)
+        self.scratch = {}
+        if not count:
+            return
+        self.reserve(count)
+        at = self.stop
+        self.index.asi8[at : at + count] = times
+        seen = set()
+        for name in frame.columns:
+            if name in seen:  # pragma: no cover - flatten never repeats a name
+                continue
+            seen.add(name)
+            self._put(name, frame[name], at, commit)
+        for name, column in self.columns.items():
+            if name not in seen:
+                self._fill_missing(name, column, at, count, commit)
+        if commit:
+            self.stop += count
+
+    def _put(self, name: str, values: pd.Series, at: int, commit: bool) -> None:
+        count = len(values)
+        column = self.columns.get(name)
+        if count and values.isna().all():  # all null: no type to take from these rows
+            if column is None:
+                column = self.columns[name] = _Column(_missing_buffer(len(self.index)))
+            self._fill_missing(name, column, at, count, commit)
+            return
+        if column is None:
+            column = self.columns[name] = self._new_column(values.dtype, at)
+        if _is_arrow_string(values.dtype) and column.chunks is not None:
+            self._add_chunk(name, column, values, commit)
+            return
+        column = self._fit(name, column, values.dtype, at)
+        dtype = column.buffer.dtype
+        if dtype.kind in "fO":  # Arrow strings' missing values are NaN here, as in pd.concat
+            column.buffer[at : at + count] = values.to_numpy(dtype=dtype, na_value=np.nan)
+        else:
+            column.buffer[at : at + count] = values.to_numpy(dtype=dtype)
+
+    def _new_column(self, dtype: Any, at: int) -> _Column:
+        """A column first seen at row ``at``: earlier rows are missing."""
+        if _is_arrow_string(dtype):
+            import pyarrow as pa
+
+            return _Column(chunks=[pa.nulls(at, pa.large_string())], dtype=dtype)
+        if at == self.start and isinstance(dtype, np.dtype):
+            return _Column(np.empty(len(self.index), dtype))
+        return _Column(_missing_buffer(len(self.index), float if _is_number(dtype) else object))
+
+    def _fit(self, name: str, column: _Column, dtype: Any, at: int) -> _Column:
+        """The column, its buffer converted where ``dtype`` does not fit in it."""
+        current = column.dtype
+        if column.buffer is not None and current == dtype:
+            return column
+        if _is_number(current) and _is_number(dtype):
+            target = np.result_type(current, dtype)
+            if target == current:
+                return column
+        else:
+            target = np.dtype(object)
+        if target == current:
+            return column
+        if column.buffer is not None:
+            buffer = column.buffer.astype(target)
+        else:  # Arrow strings -> objects
+            buffer = np.empty(len(self.index), object)
+            buffer[self.start : at] = self._strings(column, self.start, at).to_numpy(dtype=object)
+        column = self.columns[name] = _Column(buffer)
+        return column
+
+    def _fill_missing(self, name: str, column: _Column, at: int, count: int, commit: bool) -> None:
+        if column.chunks is not None:
+            import pyarrow as pa
+
+            self._add_chunk(name, column, pa.nulls(count, pa.large_string()), commit)
+            return
+        if column.dtype.kind not in "fO":  # integers and booleans cannot hold NaN
+            column = self._fit(name, column, np.dtype(float if column.dtype.kind in "iu" else object), at)
+        column.buffer[at : at + count] = np.nan
+
+    def _add_chunk(self, name: str, column: _Column, values: Any, commit: bool) -> None:
+        import pyarrow as pa
+
+        if isinstance(values, pd.Series):
+            values = pa.array(values, type=pa.large_string())
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        if not commit:
+            self.scratch[name] = chunks
+            return
+        column.chunks.extend(chunks)
+        if len(column.chunks) > MAX_STRING_CHUNKS:  # a long list costs every frame: merge it
+            column.chunks = [pa.chunked_array(column.chunks, type=pa.large_string()).combine_chunks()]
+
+    def _strings(self, column: _Column, lo: int, hi: int, scratch: Any = None) -> pd.Series:
+        import pyarrow as pa
+
+        chunks = column.chunks if scratch is None else [*column.chunks, *scratch]
+        values = pa.chunked_array(chunks, type=pa.large_string()).slice(lo, hi - lo)
+        try:
+            array = pd.arrays.ArrowStringArray(values, dtype=column.dtype)
+        except TypeError:  # pandas < 3 has no dtype argument (and only one Arrow string dtype)
+            array = pd.arrays.ArrowStringArray(values)
+        return pd.Series(array, index=pd.RangeIndex(lo, hi), copy=False)
+
+    def frame(self, lo: int, hi: int) -> pd.DataFrame:
+        """A DataFrame of views of rows ``lo`` to ``hi`` (``hi`` may reach into unsealed rows)."""
+        columns = {}
+        for name, column in self.columns.items():
+            if column.anchor is not None:
+                columns[name] = column.anchor.iloc[lo:hi]
+            else:
+                scratch = self.scratch.get(name) if hi > self.stop else None
+                columns[name] = self._strings(column, lo, hi, scratch)
+        frame = pd.DataFrame(columns, index=pd.RangeIndex(lo, hi), copy=False)
+        frame.index = self.index[lo:hi]
+        return frame
 
 
 class _Sealed:
@@ -117,14 +465,17 @@ class MessageStore:
         self._data: list = []
         self._times: list[int] = []
         self._values: list = []
-        # Sealed chunks; popped from the left when max_rows is exceeded.
+        # Sealed chunks' payloads; popped from the left when max_rows is exceeded.
         self._sealed: deque[_Sealed] = deque()
         self._sealed_messages = 0
-        self._frames: deque[pd.DataFrame] = deque()
-        self._frame_rows = 0
-        self._frames_added = self._frames_dropped = 0
-        # The sealed chunks' frames concatenated: (frames added, frames dropped, frame) when built.
-        self._sealed_frame: tuple[int, int, pd.DataFrame] | None = None
+        # Sealed rows waiting to move into the frame's buffers (readers move them).
+        self._pending: deque[_Rows] = deque()
+        self._pending_rows = 0
+        self._pending_dropped = False  # max_rows dropped pending rows: the buffers are stale
+        self._reader = _JSONReader()
+        # The frame's buffers and the last frame built; readers hold _read_lock to use them.
+        self._read_lock = threading.Lock()
+        self._buffer = _FrameBuffer()
         self._cache: tuple[int, pd.DataFrame] | None = None
 
     # -- writer (loop thread) --------------------------------------------------------------
@@ -141,7 +492,7 @@ class MessageStore:
                 except ValueError:
                     value = _NOT_JSON
                     self.parse_errors += 1
-            self.bytes_received += len(data) if data.isascii() else len(data.encode())
+            self.bytes_received += len(data) if data.isascii() else len(data.encode(errors="surrogatepass"))
         else:
             value = _NOT_JSON
             self.parse_errors += 1
@@ -156,18 +507,30 @@ class MessageStore:
 
     def _seal(self) -> None:
         data, times, values = self._data, self._times, self._values
-        frame = _build_frame(times, values)
+        rows = self._rows(data, times, values)
         sealed = _Sealed(self._first_seq, data, times)
         with self._lock:
             self._data, self._times, self._values = [], [], []
             self._first_seq += len(data)
             self._sealed.append(sealed)
             self._sealed_messages += len(data)
-            if len(frame):
-                self._frames.append(frame)
-                self._frame_rows += len(frame)
-                self._frames_added += 1
+            if rows is not None:
+                self._pending.append(rows)
+                self._pending_rows += len(rows)
             self._trim()
+
+    def _rows(self, data: list, times: list[int], values: list) -> _Rows | None:
+        """A sealed chunk's rows: Arrow's reader on the raw text where every message is an
+        object, else the parsed values through ``pa.array`` (or ``json_normalize``)."""
+        if all(v.__class__ is dict for v in values):
+            table = self._reader.read(data)
+            if table is not None:
+                return _Rows(table, times)
+        rows, row_times = _split_rows(times, values)
+        if not rows:
+            return None
+        table = _arrow_table(rows)
+        return _Rows(_normalize(rows) if table is None else table, row_times)
 
     def _trim(self) -> None:
         limit = self.max_rows
@@ -175,9 +538,9 @@ class MessageStore:
             return
         while self._sealed and self._sealed_messages - len(self._sealed[0].data) >= limit:
             self._sealed_messages -= len(self._sealed.popleft().data)
-        while self._frames and self._frame_rows - len(self._frames[0]) >= limit:
-            self._frame_rows -= len(self._frames.popleft())
-            self._frames_dropped += 1
+        while self._pending and self._pending_rows - len(self._pending[0]) >= limit:
+            self._pending_rows -= len(self._pending.popleft())
+            self._pending_dropped = True
 
     # -- readers (any thread) --------------------------------------------------------------
 
@@ -189,53 +552,46 @@ class MessageStore:
     def frame(self) -> pd.DataFrame:
         """A DataFrame of every JSON message retained, indexed by UTC ``received_at``.
 
-        Built from cached chunks; the result is cached until the next message arrives. The
-        caller gets its own copy: shallow where pandas copies on write (pandas 3), else deep.
+        Costs the rows that arrived since the last call; the result is cached until the next
+        message. The caller gets its own copy: shallow where pandas copies on write (pandas 3:
+        writing to it copies first), else deep.
         """
-        with self._lock:
-            received = self.received
-            if self._cache is not None and self._cache[0] == received:
-                return _snapshot(self._cache[1])
-            _, _, times, values = self._open_chunk()
-            added, dropped = self._frames_added, self._frames_dropped
-            frames = list(self._frames)
-            cached = self._sealed_frame
-        if cached is not None and cached[:2] == (added, dropped):
-            sealed = cached[2]
-        elif cached is not None and cached[1] == dropped:  # only new chunks: add just those
-            sealed = pd.concat([cached[2], *frames[len(frames) - (added - cached[0]) :]], sort=False)
-        else:  # first time, or rolled over: from the retained chunks
-            sealed = pd.concat(frames, sort=False) if frames else _empty_frame()
-        with self._lock:
-            self._sealed_frame = (added, dropped, sealed)
-        tail = _build_frame(times, values)
-        if len(tail) == 0:
-            result = sealed
-        elif len(sealed) == 0:
-            result = tail
-        else:
-            result = pd.concat([sealed, tail], sort=False)
-        if self.max_rows is not None and len(result) > self.max_rows:
-            result = result.iloc[-self.max_rows :]
-        with self._lock:
+        with self._read_lock:
+            received, result = self._view(self.max_rows, use_cache=True)
             self._cache = (received, result)
         return _snapshot(result)
 
     def tail(self, n: int = 5) -> pd.DataFrame:
-        """The last ``n`` rows of the frame, built from the newest chunks only (cheap at any size)."""
+        """The last ``n`` rows of the frame (cheap at any size)."""
+        with self._read_lock:
+            _, result = self._view(n if self.max_rows is None else min(n, self.max_rows))
+        return _snapshot(result)
+
+    def _view(self, limit: int | None, use_cache: bool = False) -> tuple[int, pd.DataFrame]:
+        """Move sealed rows into the buffers; a DataFrame of views of the last ``limit`` rows."""
         with self._lock:
-            m = len(self._values)
-            times, values = self._times[max(0, m - n) : m], self._values[max(0, m - n) : m]
-            frames = list(self._frames)
-        parts = [_build_frame(times, values)]
-        rows = len(parts[0])
-        for frame in reversed(frames):
-            if rows >= n:
-                break
-            parts.insert(0, frame.tail(n - rows))
-            rows += len(parts[0])
-        parts = [part for part in parts if len(part)]
-        return pd.concat(parts, sort=False).tail(n) if parts else _empty_frame()
+            received = self.received
+            if use_cache and self._cache is not None and self._cache[0] == received:
+                return self._cache
+            pending, self._pending, self._pending_rows = list(self._pending), deque(), 0
+            stale, self._pending_dropped = self._pending_dropped, False
+            _, data, times, values = self._open_chunk()
+        if stale:  # rows were dropped between the buffers' rows and these: start afresh
+            self._buffer = _FrameBuffer()
+        buffer = self._buffer
+        for batch in _batches(pending):
+            buffer.append(*_to_pandas(batch))
+        if self.max_rows is not None:
+            buffer.start = max(buffer.start, buffer.stop - self.max_rows)
+        open_rows = self._rows(data, times, values)
+        if open_rows is None:
+            buffer.append(pd.DataFrame(), np.empty(0, "int64"), commit=False)
+            stop = buffer.stop
+        else:
+            buffer.append(*_to_pandas([open_rows]), commit=False)
+            stop = buffer.stop + len(open_rows)
+        start = buffer.start if limit is None else max(buffer.start, stop - limit)
+        return received, buffer.frame(start, stop)
 
     def messages(self) -> list[MessageEvent]:
         """The retained messages as MessageEvents, oldest first."""
@@ -298,10 +654,14 @@ class MessageStore:
         return count / max((now_ns - start) / 1e9, 1.0)
 
 
+def copy_on_write() -> bool:
+    """Whether pandas copies on write here (always from pandas 3; an option before)."""
+    return int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
+
+
 def _snapshot(frame: pd.DataFrame) -> pd.DataFrame:
     """The caller's own copy of a cached frame: shallow under copy-on-write, else deep."""
-    cow = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
-    return frame.copy(deep=not cow)
+    return frame.copy(deep=not copy_on_write())
 
 
 def to_datetime(time_ns: int) -> datetime:

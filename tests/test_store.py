@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import nbws
-from nbws.store import MessageStore, flatten
+from nbws.store import MessageStore, copy_on_write, flatten
 
 
 def echo_all(demo, payloads, **kwargs) -> nbws.WebSocket:
@@ -165,7 +166,7 @@ def test_max_rows_bounds_memory_over_many_chunks():
     for i in range(5_000):
         store.append(json.dumps({"i": i}), i)
         assert store._sealed_messages <= 100 + 16
-        assert store._frame_rows <= 100 + 16
+        assert store._pending_rows <= 100 + 16
     assert list(store.frame()["i"]) == list(range(4_900, 5_000))
     assert store.oldest_seq() == 4_900
     assert store.event(4_899) is None
@@ -244,3 +245,90 @@ def test_tail_is_the_end_of_the_frame():
     for n in (1, 3, 5, 11, 20):
         pd.testing.assert_frame_equal(store.tail(n), store.frame().tail(n), check_dtype=False)
     assert len(MessageStore().tail(5)) == 0
+
+
+def test_arrow_reader_keeps_what_parsing_each_message_gives():
+    """The fast Arrow reader of sealed chunks gives the values that parsing each message gives."""
+    payloads = [
+        '{"t": "2024-01-01T00:00:00Z", "d": "2024-01-02", "n": {"at": "2024-01-01T00:00:00.5+01:00"}}',
+        '{"wide": 18446744073709551615, "neg": -9223372036854775808}',
+        '{\n  "pretty": 1\n}',
+        '{"x": 1} {"x": 2}',  # two objects in one message: not JSON
+        " ",  # blank: not JSON
+        '{"nan": NaN, "s": "a\\nb"}',
+        '{"l": [1, 2.5], "e": {}}',
+    ]
+    for chunk_size in (1, len(payloads)):  # each message alone, and all in one chunk
+        store = MessageStore(chunk_size=chunk_size)
+        fill(store, payloads)
+        frame = store.frame()
+        assert store.parse_errors == 2
+        assert len(frame) == 5
+        assert frame["t"].iloc[0] == "2024-01-01T00:00:00Z"
+        assert frame["d"].iloc[0] == "2024-01-02"
+        assert frame["n.at"].iloc[0] == "2024-01-01T00:00:00.5+01:00"
+        assert frame["wide"].iloc[1] == 18446744073709551615
+        assert frame["neg"].iloc[1] == -9223372036854775808
+        assert frame["pretty"].iloc[2] == 1
+        assert pd.isna(frame["nan"].iloc[3]) and frame["s"].iloc[3] == "a\nb"
+        assert frame["l"].iloc[4] == [1, 2.5]
+
+
+def test_lone_surrogates_become_replacement_characters_in_the_frame():
+    """JSON may escape a lone surrogate, which pandas 3's strings cannot hold: U+FFFD in the
+    frame there, the message itself kept as received."""
+    store = MessageStore(chunk_size=2)
+    payload = '{"k\\ud800": "x\\udc00y"}'
+    fill(store, [payload, payload, payload])
+    frame = store.frame()
+    pandas3 = int(pd.__version__.split(".")[0]) >= 3
+    kept = "\ufffd" if pandas3 else chr(0xD800)  # pandas 2 keeps objects as they are
+    assert list(frame.columns) == [f"k{kept}"]
+    assert len(frame) == 3 and frame.iloc[0, 0] in ("x\ufffdy", f"x{chr(0xDC00)}y")
+    assert [m.data for m in store.messages()] == [payload] * 3
+
+
+def test_new_rows_do_not_copy_the_old_ones():
+    """Asking again after new messages reuses the buffers of the rows already built (where
+    pandas copies on write): the old rows are shared, not copied."""
+    store = MessageStore(chunk_size=64)
+    fill(store, [json.dumps({"x": i, "s": f"s{i}"}) for i in range(1_000)])
+    first = store.frame()
+    fill(
+        store,
+        [json.dumps({"x": i, "s": f"s{i}"}) for i in range(1_000, 1_100)],
+        start_ns=1_800_000_000_000_000_000,
+    )
+    second = store.frame()
+    assert list(second["x"]) == list(range(1_100))
+    if copy_on_write():
+        assert np.shares_memory(first["x"].to_numpy(), second["x"].to_numpy())
+        assert np.shares_memory(first.index.asi8, second.index.asi8)
+
+
+def test_writing_to_a_frame_or_its_columns_never_changes_the_store():
+    """Frames share buffers with the store, yet a caller writing into one (or into a column
+    kept after the frame is gone) changes only their copy."""
+    store = MessageStore(chunk_size=4)
+    fill(store, [json.dumps({"x": i, "s": "a"}) for i in range(10)])
+    column = store.frame()["x"]  # the frame itself is gone at once
+    column.iloc[0] = 99
+    frame = store.frame()
+    frame.iloc[1, 0] = 98
+    frame.loc[frame.index[2], "s"] = "changed"
+    fill(store, ['{"x": 10, "s": "a"}'], start_ns=1_800_000_000_000_000_000)
+    again = store.frame()
+    assert list(again["x"]) == list(range(11))
+    assert set(again["s"]) == {"a"}
+
+
+def test_frame_dtypes_follow_pandas_concat_rules():
+    """Missing values turn integers into floats and booleans into objects; a column whose type
+    changes becomes float (numbers) or object (anything else), as pd.concat does."""
+    store = MessageStore(chunk_size=2)
+    fill(store, ['{"i": 1, "b": true, "f": 1}', '{"i": 2, "b": false, "f": 2}', '{"f": 2.5}', '{"z": 1}'])
+    frame = store.frame()
+    assert frame["i"].dtype == "float64" and list(frame["i"].iloc[:2]) == [1.0, 2.0]
+    assert frame["b"].dtype == object and list(frame["b"].iloc[:2]) == [True, False]
+    assert frame["f"].dtype == "float64" and list(frame["f"].iloc[:3]) == [1.0, 2.0, 2.5]
+    assert frame["z"].isna().sum() == 3
