@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
 
 
 def loads(data: str | bytes) -> Any:
-    """Parse JSON like ``JSON.parse``; raises ``json.JSONDecodeError`` (a ``ValueError``).
+    """Parse JSON like ``JSON.parse``; raises ``ValueError`` (``json.JSONDecodeError`` mostly).
 
     orjson first (fast); the standard library second, so that what Python servers often send
     (``NaN``, integers wider than 64 bits) still parses.
@@ -26,7 +26,10 @@ def loads(data: str | bytes) -> Any:
     try:
         return fast_loads(data)
     except ValueError:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:  # orjson stops at 1024 levels; the standard library at the stack
+            raise ValueError("nested too deeply to parse (more than 1,024 levels)") from None
 
 
 @dataclass(frozen=True, slots=True)

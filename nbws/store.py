@@ -489,7 +489,7 @@ class MessageStore:
             except ValueError:
                 try:  # what orjson refuses but Python servers send: NaN, wide integers
                     value = json.loads(data)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested too deeply
                     value = _NOT_JSON
                     self.parse_errors += 1
             self.bytes_received += len(data) if data.isascii() else len(data.encode(errors="surrogatepass"))

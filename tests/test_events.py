@@ -50,3 +50,11 @@ def test_loads_falls_back_for_nan():
     """loads accepts what JSON.parse-like Python servers emit (NaN)."""
     value = loads('{"x": NaN}')
     assert value["x"] != value["x"]
+
+
+def test_deeply_nested_json_is_a_clear_value_error():
+    """JSON nested deeper than Python parses is a JSONDecodeError saying so, never a RecursionError."""
+    deep = "[" * 100_000 + "]" * 100_000
+    event = nbws.MessageEvent(deep, 3, NOW)
+    with pytest.raises(nbws.JSONDecodeError, match="nested too deeply"):
+        event.json()

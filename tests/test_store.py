@@ -332,3 +332,13 @@ def test_frame_dtypes_follow_pandas_concat_rules():
     assert frame["b"].dtype == object and list(frame["b"].iloc[:2]) == [True, False]
     assert frame["f"].dtype == "float64" and list(frame["f"].iloc[:3]) == [1.0, 2.0, 2.5]
     assert frame["z"].isna().sum() == 3
+
+
+def test_deeply_nested_json_is_counted_not_fatal():
+    """JSON nested deeper than Python parses is kept and counted as not JSON; nothing breaks."""
+    store = MessageStore(chunk_size=2)
+    deep = "[" * 5_000 + "]" * 5_000
+    fill(store, ['{"a": 1}', deep, '{"a": 2}'])
+    assert store.parse_errors == 1
+    assert list(store.frame()["a"]) == [1, 2]
+    assert store.messages()[1].data == deep
