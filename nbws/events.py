@@ -9,7 +9,16 @@ from typing import Any
 
 from .errors import JSONDecodeError
 
-__all__ = ["OpenEvent", "MessageEvent", "CloseEvent", "ErrorEvent", "Event", "loads", "fast_loads"]
+__all__ = [
+    "OpenEvent",
+    "MessageEvent",
+    "CloseEvent",
+    "ErrorEvent",
+    "Event",
+    "loads",
+    "fast_loads",
+    "too_deep",
+]
 
 try:  # orjson is a dependency; the fallback keeps a broken install usable.
     from orjson import loads as fast_loads
@@ -25,11 +34,19 @@ def loads(data: str | bytes) -> Any:
     """
     try:
         return fast_loads(data)
-    except ValueError:
-        try:
-            return json.loads(data)
-        except RecursionError:  # orjson stops at 1024 levels; the standard library at the stack
-            raise ValueError("nested too deeply to parse (more than 1,024 levels)") from None
+    except ValueError as exc:
+        if too_deep(exc):
+            raise ValueError(f"nested too deeply to parse (more than {MAX_DEPTH:,} levels)") from None
+        return json.loads(data)
+
+
+# orjson's limit; deeper values are refused everywhere (pandas and pyarrow slow to a crawl on them).
+MAX_DEPTH = 1024
+
+
+def too_deep(exc: ValueError) -> bool:
+    """Whether orjson refused a value for its nesting (the standard library would recurse on)."""
+    return "depth limit" in str(exc) or "ecursion" in str(exc)
 
 
 @dataclass(frozen=True, slots=True)

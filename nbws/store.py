@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .events import MessageEvent, fast_loads
+from .events import MessageEvent, fast_loads, too_deep
 
 __all__ = ["MessageStore", "flatten", "to_datetime", "DEFAULT_CHUNK_SIZE"]
 
@@ -37,6 +37,8 @@ _NOT_JSON = object()
 MAX_STRING_CHUNKS = 256
 # Arrow's reader makes integers too wide for int64 floats: a float this big may have been one.
 _WIDE = float(2**63)
+# The largest integer float64 holds exactly: beyond it, integer columns that need NaN stay objects.
+_EXACT = 2**53
 
 
 def _utc_index(times_ns: Any) -> pd.DatetimeIndex:
@@ -48,58 +50,92 @@ def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame(index=_utc_index([]))
 
 
+def _unique(names: list[str]) -> list[str]:
+    """Column names made unique: a repeat gets ``.1``, ``.2``... (``{"a": {"b": 1}, "a.b": 2}``)."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}.{n}"
+        seen.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
 def _flatten_structs(table: Any) -> Any:
     import pyarrow as pa
 
     while any(pa.types.is_struct(field.type) for field in table.schema):
         table = table.flatten()
+    if len(set(table.column_names)) < table.num_columns:
+        table = table.rename_columns(_unique(table.column_names))
     return table
 
 
-def _arrow_table(rows: list[dict]) -> Any:
-    """The rows as a flattened pyarrow Table, or None where pyarrow cannot type them
-    (a field with mixed types, integers wider than 64 bits)."""
-    try:
-        import pyarrow as pa
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        return None
-    try:
-        return _flatten_structs(pa.Table.from_struct_array(pa.array(rows)))
-    except (pa.ArrowException, OverflowError, TypeError, ValueError):
-        return None
+def _exact_as_float(values: np.ndarray) -> bool:
+    """Whether integers survive as float64 (up to 2**53; beyond, feeds' ids would be rounded)."""
+    return not len(values) or int(np.abs(values).max()) <= _EXACT
 
 
 def _arrow_to_pandas(table: Any) -> pd.DataFrame:
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    frame = table.to_pandas()
+    frame = table.to_pandas() if table.num_columns else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
     for field in table.schema:
-        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
-            # Keep JSON arrays as Python lists, as json_normalize does (not numpy arrays).
-            frame[field.name] = pd.Series(table.column(field.name).to_pylist(), dtype=object)
+        column = table.column(field.name)
+        keep_objects = pa.types.is_list(field.type) or pa.types.is_large_list(field.type)
+        if pa.types.is_integer(field.type) and column.null_count:  # pandas makes these floats
+            largest = pc.max(pc.abs(column)).as_py()
+            keep_objects = largest is not None and largest > _EXACT
+        if keep_objects:  # JSON arrays as Python lists (not numpy arrays); wide integers exact
+            values = np.empty(len(column), dtype=object)
+            for i, value in enumerate(column.to_pylist()):  # (numpy makes equal lists 2-D)
+                values[i] = value
+            frame[field.name] = values
     return frame
+
+
+def _flatten_into(obj: dict, prefix: str, record: dict, inexact: set[str]) -> None:
+    for key, value in obj.items():
+        name = prefix + key
+        if value.__class__ is dict:
+            _flatten_into(value, name + ".", record, inexact)
+            continue
+        if name in record:
+            name = _unique([*record, name])[-1]
+        if value.__class__ is int and not -_EXACT <= value <= _EXACT:
+            inexact.add(name)
+        record[name] = value
 
 
 def flatten(rows: list[dict]) -> pd.DataFrame:
     """One row per dict, nested objects flattened into dotted column names (``book.bid``).
 
-    pyarrow does it fast when each field keeps one type; otherwise ``pd.json_normalize`` does
-    it slowly but for anything JSON can hold (mixed types, integers wider than 64 bits).
+    As ``pd.json_normalize`` does, with these differences: a name that repeats gets ``.1``
+    (``{"a": {"b": 1}, "a.b": 2}``), integers too big for float64 to hold exactly stay Python
+    ints in an object column, and lone surrogates (valid in JSON, not in UTF-8) become U+FFFD
+    where pandas refuses them. (The store reads most chunks with Arrow's JSON reader instead;
+    this is the path for anything else.)
     """
-    table = _arrow_table(rows)
-    return _normalize(rows) if table is None else _arrow_to_pandas(table)
-
-
-def _normalize(rows: list[dict]) -> pd.DataFrame:
-    """``pd.json_normalize``, with lone surrogates (JSON allows ``"\\ud800"``; UTF-8 does not)
-    replaced by U+FFFD where pandas refuses them."""
+    records: list[dict] = []
+    inexact: set[str] = set()
+    for row in rows:
+        record: dict = {}
+        _flatten_into(row, "", record, inexact)
+        records.append(record)
     try:
-        return pd.json_normalize(rows)
+        frame = pd.DataFrame(records) if any(records) else pd.DataFrame(index=pd.RangeIndex(len(records)))
     except UnicodeEncodeError:
-        text = (
-            json.dumps(rows, ensure_ascii=False).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        )
-        return pd.json_normalize(json.loads(text))
+        text = json.dumps(records, ensure_ascii=False)
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return flatten(json.loads(text))
+    for name in inexact:
+        if frame[name].dtype.kind not in "iu":
+            frame[name] = pd.Series([r.get(name, np.nan) for r in records], dtype=object)
+    return frame
 
 
 def _split_rows(times: list[int], values: list[Any]) -> tuple[list[dict], list[int]]:
@@ -172,6 +208,7 @@ class _JSONReader:
         try:
             table = self._read(pa, pa_json, blob, options)
             table = _flatten_structs(table)
+            table.validate(full=True)  # some lists starting with nulls come out malformed
             if table.num_rows != len(data) or _may_hold_wide_integers(table):
                 return None
             return table
@@ -215,6 +252,8 @@ def _to_pandas(batch: list[_Rows]) -> tuple[pd.DataFrame, np.ndarray]:
     tables = [rows.table for rows in batch]
     if isinstance(tables[0], pd.DataFrame):
         return tables[0], times
+    if not tables[0].num_columns:  # only {}: rows without fields (concat_tables loses their count)
+        return pd.DataFrame(index=pd.RangeIndex(len(times))), times
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     return _arrow_to_pandas(table), times
 
@@ -255,9 +294,10 @@ class _Column:
     into one, instead of writing into the buffer that later frames share.
     """
 
-    __slots__ = ("anchor", "buffer", "chunks", "dtype")
+    __slots__ = ("anchor", "buffer", "chunks", "dtype", "last")
 
     def __init__(self, buffer: np.ndarray | None = None, chunks: list | None = None, dtype: Any = None):
+        self.last = -1  # the last row of a batch that had it: once max_rows drops it, the column goes
         self.buffer = buffer
         self.anchor = None if buffer is None else pd.Series(buffer, dtype=buffer.dtype, copy=False)
         self.chunks = chunks  # Arrow string arrays covering rows 0..stop
@@ -279,7 +319,8 @@ class _FrameBuffer:
     values change type becomes float (int and float) or object (anything else).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit  # max_rows: rows before the newest ``limit`` are dropped
         self.start = self.stop = 0
         self.columns: dict[str, _Column] = {}
         self.scratch: dict[str, Any] = {}  # Arrow string chunks of the open chunk's rows
@@ -299,16 +340,21 @@ class _FrameBuffer:
         index = self._new_index(capacity)
         index.asi8[:live] = self.index.asi8[self.start : self.stop]
         self.index = index
-        for name, column in self.columns.items():
+        for name, column in list(self.columns.items()):
+            if column.last < self.start:  # max_rows dropped every row that had it
+                del self.columns[name]
+                continue
             if column.buffer is not None:
                 buffer = np.empty(capacity, column.buffer.dtype)
                 buffer[:live] = column.buffer[self.start : self.stop]
-                self.columns[name] = _Column(buffer)
+                column, column.last = _Column(buffer), column.last
+                self.columns[name] = column
             elif self.start:
                 import pyarrow as pa
 
                 chunks = pa.chunked_array(column.chunks, type=pa.large_string()).slice(self.start)
                 column.chunks = chunks.chunks
+            column.last -= self.start
         self.start, self.stop = 0, live
 
     def append(self, frame: pd.DataFrame, times: np.ndarray, commit: bool = True) -> None:
@@ -319,6 +365,8 @@ class _FrameBuffer:
             return
         self.reserve(count)
         at = self.stop
+        if self.limit is not None:  # rows these push out count as gone already (no NaN for them)
+            self.start = max(self.start, min(at + count - self.limit, at))
         self.index.asi8[at : at + count] = times
         seen = set()
         for name in frame.columns:
@@ -335,42 +383,48 @@ class _FrameBuffer:
     def _put(self, name: str, values: pd.Series, at: int, commit: bool) -> None:
         count = len(values)
         column = self.columns.get(name)
-        if count and values.isna().all():  # all null: no type to take from these rows
+        if values.isna().all():  # all null: no type to take from these rows
             if column is None:
                 column = self.columns[name] = _Column(_missing_buffer(len(self.index)))
-            self._fill_missing(name, column, at, count, commit)
-            return
-        if column is None:
-            column = self.columns[name] = self._new_column(values.dtype, at)
-        if _is_arrow_string(values.dtype) and column.chunks is not None:
-            self._add_chunk(name, column, values, commit)
-            return
-        column = self._fit(name, column, values.dtype, at)
-        dtype = column.buffer.dtype
-        if dtype.kind in "fO":  # Arrow strings' missing values are NaN here, as in pd.concat
-            column.buffer[at : at + count] = values.to_numpy(dtype=dtype, na_value=np.nan)
+            column = self._fill_missing(name, column, at, count, commit)
         else:
-            column.buffer[at : at + count] = values.to_numpy(dtype=dtype)
+            if column is None:
+                column = self.columns[name] = self._new_column(values, at)
+            if _is_arrow_string(values.dtype) and column.chunks is not None:
+                self._add_chunk(name, column, values, commit)
+            else:
+                column = self._fit(name, column, values.dtype, at, values)
+                dtype = column.buffer.dtype
+                na = {"na_value": np.nan} if dtype.kind in "fO" else {}  # Arrow strings' NA: NaN
+                column.buffer[at : at + count] = values.to_numpy(dtype=dtype, **na)
+        column.last = at + count - 1
 
-    def _new_column(self, dtype: Any, at: int) -> _Column:
+    def _new_column(self, values: pd.Series, at: int) -> _Column:
         """A column first seen at row ``at``: earlier rows are missing."""
+        dtype = values.dtype
         if _is_arrow_string(dtype):
             import pyarrow as pa
 
             return _Column(chunks=[pa.nulls(at, pa.large_string())], dtype=dtype)
         if at == self.start and isinstance(dtype, np.dtype):
             return _Column(np.empty(len(self.index), dtype))
-        return _Column(_missing_buffer(len(self.index), float if _is_number(dtype) else object))
+        exact = _is_number(dtype) and (dtype.kind == "f" or _exact_as_float(values.to_numpy()))
+        return _Column(_missing_buffer(len(self.index), float if exact else object))
 
-    def _fit(self, name: str, column: _Column, dtype: Any, at: int) -> _Column:
-        """The column, its buffer converted where ``dtype`` does not fit in it."""
+    def _fit(
+        self, name: str, column: _Column, dtype: Any, at: int, values: pd.Series | None = None
+    ) -> _Column:
+        """The column, its buffer converted where ``dtype`` (of ``values``) does not fit in it."""
         current = column.dtype
         if column.buffer is not None and current == dtype:
             return column
         if _is_number(current) and _is_number(dtype):
             target = np.result_type(current, dtype)
-            if target == current:
-                return column
+            integers = [column.buffer[self.start : at]] if current.kind in "iu" else []
+            if values is not None and dtype.kind in "iu":
+                integers.append(values.to_numpy())
+            if target.kind == "f" and not all(_exact_as_float(v) for v in integers):
+                target = np.dtype(object)  # ids beyond 2**53 would be rounded as floats
         else:
             target = np.dtype(object)
         if target == current:
@@ -380,18 +434,21 @@ class _FrameBuffer:
         else:  # Arrow strings -> objects
             buffer = np.empty(len(self.index), object)
             buffer[self.start : at] = self._strings(column, self.start, at).to_numpy(dtype=object)
-        column = self.columns[name] = _Column(buffer)
+        column, column.last = _Column(buffer), column.last
+        self.columns[name] = column
         return column
 
-    def _fill_missing(self, name: str, column: _Column, at: int, count: int, commit: bool) -> None:
+    def _fill_missing(self, name: str, column: _Column, at: int, count: int, commit: bool) -> _Column:
+        """Missing values in rows ``at`` to ``at + count``; returns the (maybe converted) column."""
         if column.chunks is not None:
             import pyarrow as pa
 
             self._add_chunk(name, column, pa.nulls(count, pa.large_string()), commit)
-            return
+            return column
         if column.dtype.kind not in "fO":  # integers and booleans cannot hold NaN
             column = self._fit(name, column, np.dtype(float if column.dtype.kind in "iu" else object), at)
         column.buffer[at : at + count] = np.nan
+        return column
 
     def _add_chunk(self, name: str, column: _Column, values: Any, commit: bool) -> None:
         import pyarrow as pa
@@ -421,6 +478,8 @@ class _FrameBuffer:
         """A DataFrame of views of rows ``lo`` to ``hi`` (``hi`` may reach into unsealed rows)."""
         columns = {}
         for name, column in self.columns.items():
+            if column.last < lo:
+                continue
             if column.anchor is not None:
                 columns[name] = column.anchor.iloc[lo:hi]
             else:
@@ -475,7 +534,7 @@ class MessageStore:
         self._reader = _JSONReader()
         # The frame's buffers and the last frame built; readers hold _read_lock to use them.
         self._read_lock = threading.Lock()
-        self._buffer = _FrameBuffer()
+        self._buffer = _FrameBuffer(max_rows)
         self._cache: tuple[int, pd.DataFrame] | None = None
 
     # -- writer (loop thread) --------------------------------------------------------------
@@ -486,10 +545,12 @@ class MessageStore:
         if data.__class__ is str:
             try:
                 value = fast_loads(data)
-            except ValueError:
+            except ValueError as exc:
                 try:  # what orjson refuses but Python servers send: NaN, wide integers
+                    if too_deep(exc):
+                        raise
                     value = json.loads(data)
-                except (ValueError, RecursionError):  # RecursionError: nested too deeply
+                except ValueError:
                     value = _NOT_JSON
                     self.parse_errors += 1
             self.bytes_received += len(data) if data.isascii() else len(data.encode(errors="surrogatepass"))
@@ -520,17 +581,14 @@ class MessageStore:
             self._trim()
 
     def _rows(self, data: list, times: list[int], values: list) -> _Rows | None:
-        """A sealed chunk's rows: Arrow's reader on the raw text where every message is an
-        object, else the parsed values through ``pa.array`` (or ``json_normalize``)."""
+        """A chunk's rows: Arrow's reader on the raw text where every message is an object,
+        else the parsed values through ``flatten``."""
         if all(v.__class__ is dict for v in values):
             table = self._reader.read(data)
             if table is not None:
                 return _Rows(table, times)
         rows, row_times = _split_rows(times, values)
-        if not rows:
-            return None
-        table = _arrow_table(rows)
-        return _Rows(_normalize(rows) if table is None else table, row_times)
+        return _Rows(flatten(rows), row_times) if rows else None
 
     def _trim(self) -> None:
         limit = self.max_rows
@@ -577,7 +635,7 @@ class MessageStore:
             stale, self._pending_dropped = self._pending_dropped, False
             _, data, times, values = self._open_chunk()
         if stale:  # rows were dropped between the buffers' rows and these: start afresh
-            self._buffer = _FrameBuffer()
+            self._buffer = _FrameBuffer(self.max_rows)
         buffer = self._buffer
         for batch in _batches(pending):
             buffer.append(*_to_pandas(batch))

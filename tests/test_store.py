@@ -1,15 +1,23 @@
-"""nbws.store: the DataFrame and messages built from what a connection received."""
+"""nbws.store: the DataFrame and messages built from what a connection received.
+
+The second half states properties with hypothesis: whatever arrives, nothing raises, nothing
+is lost, and the frame is what parsing each message gives.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import nbws
+from nbws.events import loads
 from nbws.store import MessageStore, copy_on_write, flatten
 
 
@@ -197,13 +205,14 @@ def test_empty_frame_has_the_index_already():
 
 
 def test_json_that_orjson_refuses_still_parses():
-    """NaN and integers wider than 64 bits (which Python servers send) are JSON rows too."""
+    """NaN and integers wider than 64 bits (which Python servers send) are JSON rows too; the
+    wide integers become floats, as JSON.parse makes them (and orjson)."""
     store = MessageStore()
     fill(store, ['{"x": NaN}', '{"big": 123456789012345678901234567890}'])
     frame = store.frame()
     assert store.parse_errors == 0
     assert len(frame) == 2
-    assert frame["big"].iloc[1] == 123456789012345678901234567890
+    assert frame["big"].iloc[1] == float(123456789012345678901234567890)
 
 
 def test_flatten_matches_json_normalize():
@@ -342,3 +351,555 @@ def test_deeply_nested_json_is_counted_not_fatal():
     assert store.parse_errors == 1
     assert list(store.frame()["a"]) == [1, 2]
     assert store.messages()[1].data == deep
+
+
+# == properties (hypothesis) =====================================================================
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# -- strategies -----------------------------------------------------------------------------------
+#
+# Two kinds of input are known to break the store, so the strategies can leave them out, for
+# variants of a test that check everything else still holds:
+#   dots: keys containing dots, which can collide with flattened nested keys ({"a": {"b": 1}, "a.b": 2})
+#   surrogates: JSON strings with lone surrogate escapes ("\ud800"), which json.loads accepts
+
+# Integers JSON can hold: anything, with the 64-bit edges (int64, uint64) drawn often.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+EDGE_INTS = [2**53, 2**53 + 1, INT64_MAX, INT64_MAX + 1, 2**64 - 1, 2**64, INT64_MIN, INT64_MIN - 1, 10**30]
+WIDE_INTS = st.integers() | st.integers(-(2**65), 2**65) | st.sampled_from(EDGE_INTS)
+INT64S = st.integers(INT64_MIN, INT64_MAX) | st.sampled_from([2**53 + 1, INT64_MAX, INT64_MIN])
+SAFE_INTS = st.integers(-(2**53), 2**53)  # exact in a float64 too
+
+# Keys: plain names that recur across messages (so one key's type varies), "value" and "seq" (the
+# store's own column names), "" and, with dots, keys that flatten to the same name as nested ones.
+PLAIN_KEYS = st.sampled_from(["a", "b", "c", "value", "seq", ""]) | st.text(
+    alphabet=st.characters(exclude_characters="."), max_size=3
+)
+DOTTED_KEYS = st.sampled_from(["a.b", "b.c", ".", "a.", ".a", "a..b"]) | st.text(max_size=4)
+LONE_SURROGATES = st.text(alphabet=st.characters(categories=["Cs"]), min_size=1, max_size=2)
+
+
+def keys(dots: bool, surrogates: bool) -> st.SearchStrategy[str]:
+    strategy = PLAIN_KEYS | DOTTED_KEYS if dots else PLAIN_KEYS
+    return strategy | LONE_SURROGATES if surrogates else strategy
+
+
+def scalars(surrogates: bool) -> st.SearchStrategy[object]:
+    text = st.text(max_size=5) | LONE_SURROGATES if surrogates else st.text(max_size=5)
+    return st.none() | st.booleans() | WIDE_INTS | st.floats() | text
+
+
+def _nest(depth: int, leaf: object, key: str, as_list: bool) -> object:
+    for _ in range(depth):
+        leaf = [leaf] if as_list else {key: leaf}
+    return leaf
+
+
+def json_values(dots: bool = True, surrogates: bool = True) -> st.SearchStrategy[object]:
+    """Any JSON value: scalars (NaN, infinities, wide integers), lists, objects (empty too), deep ones."""
+    names = keys(dots, surrogates)
+    tree = st.recursive(
+        scalars(surrogates),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(names, children, max_size=3),
+        max_leaves=12,
+    )
+    deep = st.builds(_nest, st.integers(1, 40), tree, names, st.booleans())
+    return tree | deep
+
+
+def json_objects(dots: bool = True, surrogates: bool = True) -> st.SearchStrategy[dict]:
+    objects = st.dictionaries(keys(dots, surrogates), json_values(dots, surrogates), max_size=4)
+    if not dots:
+        return objects
+    # Dotted keys next to nested objects that flatten to the same names, often enough to meet.
+    small = st.integers() | st.text(max_size=2)
+    colliding = st.fixed_dictionaries(
+        {},
+        optional={
+            "a": st.dictionaries(st.sampled_from(["b", "c"]), small, max_size=2) | small,
+            "a.b": small,
+            "a.c": small,
+            "b": small,
+        },
+    )
+    return objects | colliding
+
+
+def _dumps(value: object, ascii_only: bool) -> str:
+    text = json.dumps(value, ensure_ascii=ascii_only)  # NaN and Infinity too, as Python servers send
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a text frame is UTF-8: lone surrogates can only arrive escaped
+        text = json.dumps(value)
+    return text
+
+
+def dumped(values: st.SearchStrategy[object]) -> st.SearchStrategy[str]:
+    return st.builds(_dumps, values, st.booleans())
+
+
+# Text that is JSON only to Python's json module, JSON with odd whitespace, and near-JSON.
+EDGE_TEXTS = [
+    "NaN",
+    "-Infinity",
+    "1e400",
+    "-0",
+    " 1 ",
+    "\n{}\t",
+    "{}",
+    "[]",
+    '{"a": 1, "a": "x"}',
+    "12345678901234567890123456789",
+    '"\\u0000"',
+    "true",
+    "null",
+    "",
+    " ",
+    "nul",
+    "{",
+    '{"a": 1}x',
+    "NaNa",
+]
+# Small messages in a few shapes, so that one field's type changes between chunks often.
+SHAPES = st.sampled_from(
+    ["true", "false", "0", "1", "1.5", '"x"', "null", "{}", "[]", "[1]"]
+    + ['{"a": ' + v + "}" for v in ["true", "1", "1.5", '"x"', "null", "{}", "[]", '{"b": 1}']]
+)
+DOTTED_EDGE_TEXTS = ['{"a": {"b": 1}, "a.b": 2}', '{"a.b": 1}']
+SURROGATE_EDGE_TEXTS = ['"\\ud800"', '{"\\udc00": 1}', '["\\udfff\\ud800"]']
+
+
+def has_lone_surrogates(data: str | bytes) -> bool:
+    """Whether the message is JSON holding a string that is not valid Unicode (a lone surrogate)."""
+    if not is_json(data):
+        return False
+    try:
+        json.dumps(json.loads(data), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def messages(dots: bool = True, surrogates: bool = True) -> st.SearchStrategy[str | bytes]:
+    """A message as a WebSocket delivers it: JSON text (mostly objects), other text, or bytes."""
+    edge = EDGE_TEXTS + (DOTTED_EDGE_TEXTS if dots else []) + (SURROGATE_EDGE_TEXTS if surrogates else [])
+    strategy = st.one_of(
+        dumped(json_objects(dots, surrogates)),
+        dumped(json_values(dots, surrogates)),
+        SHAPES,
+        st.text(max_size=8),
+        st.sampled_from(edge),
+        st.binary(max_size=8),
+        st.sampled_from([b"{}", b"1", b""]),
+    )
+    return strategy if surrogates else strategy.filter(lambda data: not has_lone_surrogates(data))
+
+
+@st.composite
+def feeds(draw, message: st.SearchStrategy[str | bytes], max_size: int = 25):
+    """Messages with non-decreasing receive times (ties included) across the whole int64 ns range."""
+    data = draw(st.lists(message, max_size=max_size))
+    times = draw(
+        st.lists(
+            st.integers(0, INT64_MAX) | st.sampled_from([0, 1, INT64_MAX]),
+            min_size=len(data),
+            max_size=len(data),
+        )
+    )
+    return data, sorted(times)
+
+
+CHUNK_SIZES = st.integers(1, 7)
+MAX_ROWS = st.none() | st.integers(1, 12)
+CALLS = st.lists(st.booleans(), min_size=40, max_size=40)  # frame() after message i, or not
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def is_json(data: str | bytes) -> bool:
+    """The oracle: text that Python's json module parses (NaN, Infinity allowed); never bytes."""
+    if isinstance(data, bytes):
+        return False
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    return True
+
+
+def is_object(data: str | bytes) -> bool:
+    return is_json(data) and isinstance(json.loads(data), dict)
+
+
+def feed_store(store: MessageStore, data: list, times: list[int], calls: list[bool] | None = None) -> None:
+    for i, (payload, time_ns) in enumerate(zip(data, times)):
+        store.append(payload, time_ns)
+        if calls is not None and calls[i]:
+            store.frame()
+
+
+def index_ns(frame: pd.DataFrame) -> list[int]:
+    assert isinstance(frame.index, pd.DatetimeIndex)
+    assert frame.index.name == "received_at"
+    assert str(frame.index.tz) == "UTC"
+    return frame.index.as_unit("ns").asi8.tolist()
+
+
+def canonical(value: object) -> object:
+    """A value with its type, comparable with == also where NaN sits inside lists and dicts."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return (type(value).__name__, [canonical(v) for v in value])
+    if isinstance(value, dict):
+        return ("dict", [(k, canonical(v)) for k, v in value.items()])
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return (type(value).__name__, "nan")
+    return (type(value).__name__, value)
+
+
+def assert_same_frame(left: pd.DataFrame, right: pd.DataFrame, check_dtype: bool = True) -> None:
+    """assert_frame_equal (column order included), then every cell exactly, NaN in lists too.
+
+    The dtype of ``frame.columns`` (object or pandas 3's str) is not compared: it depends on
+    how pandas built the frame and users do not see it.
+    """
+    pd.testing.assert_frame_equal(left, right, check_column_type=False, check_dtype=check_dtype)
+    for i in range(left.shape[1]):  # by position: column names need not be unique
+        assert [canonical(v) for v in left.iloc[:, i]] == [canonical(v) for v in right.iloc[:, i]]
+
+
+def dotted_leaves(obj: dict, prefix: str = "") -> dict[str, object]:
+    leaves: dict[str, object] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            leaves.update(dotted_leaves(value, prefix + key + "."))
+        else:
+            leaves[prefix + key] = value
+    return leaves
+
+
+def assert_cell_is(cell: object, expected: object) -> None:
+    """The cell holds the value sent: NA for null/NaN/absent, true stays a bool, integers exact."""
+    if isinstance(cell, np.generic):
+        cell = cell.item()  # compare as Python does: an int with a float exactly, not via float64
+    if expected is None or (isinstance(expected, float) and math.isnan(expected)):
+        assert pd.isna(cell), (cell, expected)
+    elif isinstance(expected, bool):
+        assert isinstance(cell, bool) and cell == expected, (cell, expected)
+    elif isinstance(expected, int):
+        assert not isinstance(cell, bool) and cell == expected, (cell, expected)
+    else:
+        assert cell == expected, (cell, expected)
+
+
+def is_na(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def same_cell(left: object, right: object) -> bool:
+    """Equal as JSON values: NA (None, NaN) equals NA, 1 equals 1.0, but true is not 1."""
+    left, right = (v.item() if isinstance(v, np.generic) else v for v in (left, right))
+    if is_na(left) or is_na(right):
+        return is_na(left) and is_na(right)
+    numbers = [isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)]
+    return left == right if all(numbers) else canonical(left) == canonical(right)
+
+
+ONLY_AFTER_FIRST = [True] + [False] * 39  # frame() after the first message only
+ONLY_AFTER_SECOND = [False, True] + [False] * 38  # frame() after the second message only
+
+# -- 1. whatever arrives: counts, messages, rows, index ------------------------------------------
+#
+# Three variants: any input; without lone surrogates; without those or dotted keys.
+#
+# Throughout, each @example is a minimal counterexample hypothesis found (against this store or an
+# earlier one: those that pass now stay as regression checks). They run first, so a known failure
+# fails at once instead of being searched for and shrunk again.
+
+
+def check_counted_kept_and_rowed(payloads: list, times: list[int], chunk_size: int) -> None:
+    store = MessageStore(chunk_size=chunk_size)
+    feed_store(store, payloads, times)
+    frame = store.frame()
+
+    kept = store.messages()
+    assert len(kept) == store.received == len(payloads)
+    assert [m.data for m in kept] == payloads
+    assert [type(m.data) for m in kept] == [type(d) for d in payloads]
+    assert [m.seq for m in kept] == list(range(len(payloads)))
+
+    json_times = [t for d, t in zip(payloads, times) if is_json(d)]
+    assert len(frame) == len(json_times)
+    assert store.parse_errors == len(payloads) - len(json_times)
+    assert frame.index.is_monotonic_increasing
+    assert index_ns(frame) == json_times
+
+
+@SETTINGS
+@given(feed=feeds(messages()), chunk_size=CHUNK_SIZES)
+@example(feed=(['"\\ud800"'], [0]), chunk_size=1)
+@example(feed=(["{}", "{}"], [0, 0]), chunk_size=1)
+@example(feed=(['{"a": {"b": 1}, "a.b": 2}', "true"], [0, 0]), chunk_size=1)
+@example(feed=(['{"a": [null, null]}'], [0]), chunk_size=7)
+@example(feed=(['{"a": [null, "0"]}'], [0]), chunk_size=1)
+def test_any_messages_are_counted_kept_and_rowed(feed, chunk_size):
+    """Arbitrary JSON, text and bytes: all kept in order and counted; each JSON message is one row."""
+    check_counted_kept_and_rowed(*feed, chunk_size)
+
+
+# -- 2. frame() in between changes nothing --------------------------------------------------------
+#
+# Strict: assert_frame_equal without check_like. The frame is a function of the messages received,
+# so the same messages must give the same frame, columns in the same (first-seen) order, however
+# often it was asked for. Inputs that make frame() raise are left to test 1.
+
+CLEAN = {"dots": False, "surrogates": False}
+
+
+def check_frame_between_appends(feed, chunk_size, max_rows, calls) -> None:
+    data, times = feed
+    asked = MessageStore(max_rows=max_rows, chunk_size=chunk_size)
+    feed_store(asked, data, times, calls)
+    at_end = MessageStore(max_rows=max_rows, chunk_size=chunk_size)
+    feed_store(at_end, data, times)
+    left, right = asked.frame(), at_end.frame()
+    if max_rows is not None:
+        # Rows rolled over keep their mark: a column keeps its place (first seen since the store
+        # started) and the widest type it needed (an int column that once needed NaN stays float).
+        assert sorted(left.columns) == sorted(right.columns)
+        right = right[list(left.columns)]
+    assert_same_frame(left, right, check_dtype=max_rows is None)
+
+
+@SETTINGS
+@given(feed=feeds(messages(**CLEAN)), chunk_size=CHUNK_SIZES, max_rows=MAX_ROWS, calls=CALLS)
+@example(feed=(["{}", "null", "{}"], [0, 0, 0]), chunk_size=1, max_rows=None, calls=ONLY_AFTER_SECOND)
+@example(feed=(['{"a": 1}', '{"b": 1}'], [0, 0]), chunk_size=1, max_rows=1, calls=ONLY_AFTER_FIRST)
+@example(feed=(["true", "1", '"x"'], [0, 0, 0]), chunk_size=1, max_rows=None, calls=ONLY_AFTER_SECOND)
+def test_frame_between_appends_gives_the_same_final_frame(feed, chunk_size, max_rows, calls):
+    """The final frame is identical whether frame() was also called between appends or not."""
+    check_frame_between_appends(feed, chunk_size, max_rows, calls)
+
+
+# -- 3. max_rows keeps the newest -----------------------------------------------------------------
+
+KINDS = st.sampled_from(["object", "object", "object", "json", "text", "bytes"])
+
+
+@st.composite
+def numbered_feeds(draw, dots: bool, surrogates: bool) -> list[str | bytes]:
+    """Object messages carry their own position as "seq"; the others are anything but objects."""
+    data: list[str | bytes] = []
+    for i, kind in enumerate(draw(st.lists(KINDS, max_size=40))):
+        if kind == "object":
+            extra = draw(json_objects(dots, surrogates))
+            data.append(json.dumps({**extra, "seq": i}))
+        elif kind == "json":
+            data.append(draw(dumped(json_values(dots, surrogates)).filter(lambda d: not is_object(d))))
+        elif kind == "text":  # JSON or not
+            text = st.text(max_size=6) | st.sampled_from(EDGE_TEXTS) | SHAPES
+            data.append(draw(text.filter(lambda d: not is_object(d))))
+        else:
+            data.append(draw(st.binary(max_size=6)))
+    return data
+
+
+@SETTINGS
+@given(data=numbered_feeds(**CLEAN), chunk_size=CHUNK_SIZES, max_rows=st.integers(1, 12), calls=CALLS)
+@example(
+    data=['{"": {"seq": 5}, "a": 1, "seq": 0}', '{"a": "x", "seq": 1}'],
+    chunk_size=2,
+    max_rows=2,
+    calls=[False] * 40,
+)
+def test_any_max_rows_keeps_the_newest_rows_and_messages(data, chunk_size, max_rows, calls):
+    """max_rows=m: frame() is the newest m JSON messages, messages() the newest m messages."""
+    times = [1_700_000_000_000_000_000 + i * 1_000 for i in range(len(data))]  # tell messages apart
+    store = MessageStore(max_rows=max_rows, chunk_size=chunk_size)
+    for i, (payload, time_ns) in enumerate(zip(data, times)):
+        store.append(payload, time_ns)
+        if not (calls[i] or i == len(data) - 1):
+            continue
+        seen = data[: i + 1]
+        frame = store.frame()
+        rows = [j for j, d in enumerate(seen) if is_json(d)][-max_rows:]
+        assert len(frame) <= max_rows
+        assert index_ns(frame) == [times[j] for j in rows]
+        objects = [j for j in rows if is_object(seen[j])]
+        if objects:
+            assert frame["seq"].dropna().astype(int).tolist() == objects
+        kept = store.messages()
+        newest = range(max(0, len(seen) - max_rows), len(seen))
+        assert [m.seq for m in kept] == list(newest)
+        assert [m.data for m in kept] == [seen[j] for j in newest]
+        assert store.received == len(seen)
+
+
+# -- 4. values round-trip -------------------------------------------------------------------------
+
+LEAF_TYPES = st.sampled_from(["int", "float", "str", "bool", "none"])
+LEAF_KEYS = st.text(alphabet="abcxyz", min_size=1, max_size=2)
+FLAT_SCHEMAS = st.dictionaries(LEAF_KEYS, LEAF_TYPES, min_size=1, max_size=5)
+NESTED_SCHEMAS = st.recursive(
+    FLAT_SCHEMAS,
+    lambda children: st.dictionaries(LEAF_KEYS, LEAF_TYPES | children, min_size=1, max_size=3),
+    max_leaves=8,
+)
+MIXED_SCHEMAS = st.dictionaries(st.sampled_from(["a", "b", "c"]), st.just("any"), min_size=1, max_size=3)
+
+
+def leaf_values(kind: str, ints: st.SearchStrategy[int]) -> st.SearchStrategy[object]:
+    if kind == "any":  # the type is drawn per message: one key's type varies
+        return st.one_of([leaf_values(k, ints) for k in ["int", "float", "str", "bool", "none"]])
+    return {
+        "int": ints,
+        "float": st.floats(),  # NaN and infinities too
+        "str": st.text(max_size=5),
+        "bool": st.booleans(),
+        "none": st.none(),
+    }[kind]
+
+
+@st.composite
+def typed_objects(draw, schema: dict, ints: st.SearchStrategy[int], absent_keys: bool) -> dict:
+    """An object following ``schema`` (one type per key); with ``absent_keys`` leaves may be left out."""
+    obj = {}
+    for key, kind in schema.items():
+        if isinstance(kind, dict):
+            value = draw(typed_objects(kind, ints, absent_keys))
+            if value:
+                obj[key] = value
+        elif not absent_keys or draw(st.booleans()):
+            obj[key] = draw(leaf_values(kind, ints))
+    return obj
+
+
+@st.composite
+def typed_feeds(draw, schemas: st.SearchStrategy[dict], ints: st.SearchStrategy[int], absent_keys: bool):
+    schema = draw(schemas)
+    return draw(st.lists(typed_objects(schema, ints, absent_keys), min_size=1, max_size=20))
+
+
+def check_round_trip(objects: list[dict], chunk_size: int, as_parsed: bool = False) -> None:
+    """Each column is a dotted path to a scalar; each cell the value sent there (NA if absent),
+    or with ``as_parsed`` the value JSON parsing gives (JSON.parse's: wide integers as floats)."""
+    store = MessageStore(chunk_size=chunk_size)
+    payloads = [json.dumps(obj) for obj in objects]
+    feed_store(store, payloads, list(range(len(objects))))
+    frame = store.frame()
+    assert len(frame) == len(objects)
+    rows = [dotted_leaves(loads(p) if as_parsed else obj) for p, obj in zip(payloads, objects)]
+    assert frame.columns.is_unique
+    assert set(frame.columns) == {path for row in rows for path in row}
+    for r, row in enumerate(rows):
+        for path in frame.columns:
+            assert_cell_is(frame[path].iloc[r], row.get(path))
+
+
+@SETTINGS
+@given(objects=typed_feeds(FLAT_SCHEMAS, SAFE_INTS, absent_keys=True), chunk_size=CHUNK_SIZES)
+@example(objects=[{}, {}], chunk_size=1)
+def test_flat_objects_round_trip(objects, chunk_size):
+    """Flat objects, one type per key, keys sometimes absent: each cell is the value sent (or NA).
+
+    Integers here are those a float64 holds exactly (|i| <= 2**53); the tests below take the rest.
+    """
+    check_round_trip(objects, chunk_size)
+
+
+@SETTINGS
+@given(objects=typed_feeds(FLAT_SCHEMAS, INT64S, absent_keys=False), chunk_size=CHUNK_SIZES)
+def test_flat_objects_round_trip_int64_when_every_key_is_present(objects, chunk_size):
+    """Any int64, every key in every message: each cell is the value sent."""
+    check_round_trip(objects, chunk_size)
+
+
+@SETTINGS
+@given(objects=typed_feeds(FLAT_SCHEMAS, INT64S, absent_keys=True), chunk_size=CHUNK_SIZES)
+@example(objects=[{"a": 2**53 + 1}, {}], chunk_size=7)
+def test_flat_objects_round_trip_int64_when_keys_are_absent(objects, chunk_size):
+    """Any int64, keys sometimes absent: each cell is the value sent (or NA)."""
+    check_round_trip(objects, chunk_size)
+
+
+@SETTINGS
+@given(objects=typed_feeds(FLAT_SCHEMAS, WIDE_INTS, absent_keys=False), chunk_size=CHUNK_SIZES)
+@example(objects=[{"a": -(2**63) - 1}], chunk_size=1)
+def test_flat_objects_round_trip_integers_wider_than_64_bits(objects, chunk_size):
+    """Any integer: exact up to 64 bits (signed or not); wider ones are floats, as JSON.parse
+    (and orjson) makes them; every key present."""
+    check_round_trip(objects, chunk_size, as_parsed=True)
+
+
+@SETTINGS
+@given(objects=typed_feeds(MIXED_SCHEMAS, SAFE_INTS, absent_keys=True), chunk_size=CHUNK_SIZES)
+@example(objects=[{"a": 0}, {"a": False}], chunk_size=1)
+@example(objects=[{"a": 0.0}, {"a": False}], chunk_size=2)
+def test_flat_objects_round_trip_when_a_keys_type_varies(objects, chunk_size):
+    """One key's type varies across messages: each cell is still the value sent (false stays false)."""
+    check_round_trip(objects, chunk_size)
+
+
+@SETTINGS
+@given(objects=typed_feeds(NESTED_SCHEMAS, SAFE_INTS, absent_keys=True), chunk_size=CHUNK_SIZES)
+@example(objects=[{}, {}], chunk_size=1)
+def test_nested_objects_round_trip_in_dotted_columns(objects, chunk_size):
+    """Nested objects: column "a.b" holds obj["a"]["b"], for every path to a scalar."""
+    check_round_trip(objects, chunk_size)
+
+
+# -- 5. flatten -----------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(rows=st.lists(json_objects(), max_size=8))
+@example(rows=[{"a": "\ud800"}])
+@example(rows=[{"a": {}}])
+def test_flatten_gives_one_row_per_dict(rows):
+    """flatten never raises for a list of JSON objects, and gives one row per object."""
+    frame = flatten(rows)
+    assert isinstance(frame, pd.DataFrame)
+    assert len(frame) == len(rows)
+
+
+# -- extra: tail(n) -------------------------------------------------------------------------------
+
+JSON_MESSAGES = messages(**CLEAN).filter(is_json)
+TAIL_SIZES = st.integers(1, 8) | st.integers(1, 30)
+
+
+def check_tail(feed, chunk_size: int, max_rows: int | None, n: int) -> None:
+    """tail(n) has the rows of frame().tail(n); columns only older rows have may be left out."""
+    payloads, times = feed
+    store = MessageStore(max_rows=max_rows, chunk_size=chunk_size)
+    feed_store(store, payloads, times)
+    tail, end = store.tail(n), store.frame().tail(n)
+    assert index_ns(tail) == index_ns(end)
+    assert tail.columns.is_unique and set(tail.columns) <= set(end.columns)
+    for name in end.columns:  # dtypes may differ (int64 / float64, None / NaN), values not
+        values = tail[name].tolist() if name in tail.columns else [None] * len(tail)
+        assert all(map(same_cell, values, end[name].tolist())), (name, values, end[name].tolist())
+
+
+@SETTINGS
+@given(feed=feeds(messages(**CLEAN)), chunk_size=CHUNK_SIZES, n=TAIL_SIZES)
+@example(feed=(["{}", "x"], [0, 0]), chunk_size=7, n=1)
+@example(feed=(['{"a": [null, null]}'], [0]), chunk_size=7, n=1)
+def test_tail_is_the_end_of_any_frame(feed, chunk_size, n):
+    """tail(n) is frame().tail(n), whatever messages arrived (JSON or not)."""
+    check_tail(feed, chunk_size, None, n)
+
+
+@SETTINGS
+@given(feed=feeds(JSON_MESSAGES), chunk_size=CHUNK_SIZES, max_rows=st.integers(1, 12), n=TAIL_SIZES)
+@example(feed=(["1", "2"], [0, 0]), chunk_size=2, max_rows=1, n=2)
+def test_tail_is_the_end_of_the_frame_with_max_rows(feed, chunk_size, max_rows, n):
+    """With max_rows, tail(n) is still frame().tail(n) (so never more than max_rows rows)."""
+    check_tail(feed, chunk_size, max_rows, n)
+
+
+@SETTINGS
+@given(feed=feeds(JSON_MESSAGES), chunk_size=CHUNK_SIZES, n=TAIL_SIZES)
+def test_tail_is_the_end_of_the_frame_of_json_messages(feed, chunk_size, n):
+    """Only JSON messages, no max_rows: tail(n) is frame().tail(n)."""
+    check_tail(feed, chunk_size, None, n)
