@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import enum
 import itertools
+import random
 import socket
 import ssl as ssl_module
 import sys
@@ -18,7 +19,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from os import PathLike
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,6 +76,20 @@ EVENT_TYPES = ("open", "message", "close", "error")
 # Browsers have no message size limit; websockets' 1 MiB default cuts off real snapshots.
 MAX_MESSAGE_SIZE = 64 * 2**20
 CLOSE_TIMEOUT = 10.0
+# With reconnect=True: the delay before the first retry and the longest between retries (seconds).
+RECONNECT_DELAY = (1.0, 30.0)
+# A connection that stayed open this long is reconnected at once when it drops; one that dropped
+# sooner (a flapping server) waits the next backoff delay first.
+STABLE_SECONDS = 10.0
+# Close codes after which reconnect=True reconnects: a drop, going away, server error, service
+# restart, try again later, bad gateway. Others (1000 normal, protocol and policy errors, the
+# application's 3000-4999) mean the server ended the conversation: the connection closes.
+RETRY_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+# HTTP statuses on the upgrade that are worth retrying (websockets retries 500, 502-504 too).
+RETRY_HTTP_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Longest a blocking wait sleeps before checking for an interrupt (_thread.interrupt_main and
+# ipykernel on Windows set a flag that only running Python code sees).
+WAIT_SLICE = 0.2
 # Full tracebacks printed per listener before further failures are only counted.
 PRINTED_LISTENER_FAILURES = 3
 # Longest time events wait for the code that created a connection to add its listeners.
@@ -83,6 +98,16 @@ HOLD_SECONDS = 0.5
 OUTBOX_SIZE = 200
 # Close codes our side sends when it fails the connection (protocol error, bad data, too big).
 _FAILURE_CODES = {1002, 1003, 1007, 1009, 1011}
+
+
+def _backoff(first: float, longest: float) -> Iterator[float]:
+    """Exponential backoff with jitter: each delay between half and all of a bound that starts at
+    ``first`` and doubles up to ``longest``, so clients that dropped together spread out."""
+    bound = first
+    while True:
+        yield random.uniform(bound / 2, bound)
+        bound = min(bound * 2, longest)
+
 
 Listener = Callable[[Any], Any]
 
@@ -138,20 +163,23 @@ nbws_loop.on_shutdown(close_all)
 def _validate_url(url: str) -> str:
     if not isinstance(url, str):
         raise TypeError(f"url must be a str like 'ws://host:port/path', not {type(url).__name__}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+        raise ValueError(f"invalid WebSocket URL {url!r}: {exc}") from None
     if parts.scheme not in ("ws", "wss"):
         hint = ""
         if parts.scheme in ("http", "https"):
-            hint = (
-                f"; did you mean {'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}{parts.path}?"
-            )
+            hint = f"; did you mean {'wss' if parts.scheme == 'https' else 'ws'}://{url.split('://', 1)[1]}?"
         raise ValueError(f"invalid WebSocket URL {url!r}: the scheme must be ws:// or wss://{hint}")
     if not parts.hostname:
         raise ValueError(f"invalid WebSocket URL {url!r}: it has no host (ws://HOST[:PORT]/path)")
     try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
+        port = parts.port
     except ValueError:
-        raise ValueError(f"invalid WebSocket URL {url!r}: the port must be a number 1-65535") from None
+        port = 0
+    if port == 0:
+        raise ValueError(f"invalid WebSocket URL {url!r}: the port must be a number 1-65535")
     if parts.fragment:
         raise ValueError(f"invalid WebSocket URL {url!r}: a WebSocket URL has no #fragment")
     return url
@@ -176,8 +204,11 @@ def _describe_connect_failure(exc: BaseException, url: str, open_timeout: float 
             f"TLS certificate of {where} failed verification ({exc.verify_message}); "
             "pass ssl= with an SSLContext that trusts it"
         )
-    if isinstance(exc, ssl_module.SSLError):
-        return f"TLS handshake with {where} failed: {exc.reason or exc}"
+    if isinstance(exc, ssl_module.SSLError) or (
+        parts.scheme == "wss" and isinstance(exc, ConnectionResetError)
+    ):
+        reason = getattr(exc, "reason", None) or "the server closed the connection"
+        return f"TLS handshake with {where} failed ({reason}); is it a ws:// server rather than wss://?"
     if isinstance(exc, InvalidHandshake):
         return f"{url} did not answer with a WebSocket handshake ({exc}); is it a WebSocket endpoint?"
     if isinstance(exc, socket.gaierror):
@@ -187,7 +218,7 @@ def _describe_connect_failure(exc: BaseException, url: str, open_timeout: float 
     if isinstance(exc, TimeoutError):
         return f"no WebSocket handshake from {where} within open_timeout={open_timeout}s"
     if isinstance(exc, OSError):
-        return f"cannot connect to {where}: {exc.strerror or exc}"
+        return f"cannot connect to {where}: {exc.strerror or exc or type(exc).__name__}"
     return f"cannot connect to {url}: {type(exc).__name__}: {exc}"
 
 
@@ -248,6 +279,9 @@ class WebSocket:
         open_timeout: float | None = 10.0,
         ping_interval: float | None = 20.0,
         ssl: ssl_module.SSLContext | None = None,
+        ping_timeout: float | None = 20.0,
+        max_size: int | None = MAX_MESSAGE_SIZE,
+        reconnect_delay: tuple[float, float] = RECONNECT_DELAY,
     ) -> None:
         self.url = _validate_url(url)
         if isinstance(subprotocols, str):
@@ -257,9 +291,19 @@ class WebSocket:
         if ssl is not None and not self.url.startswith("wss:"):
             raise ValueError("ssl= is only for wss:// URLs")
         self._ssl = ssl
+        if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
+            raise ValueError(f"max_size must be a positive number of bytes or None, not {max_size!r}")
+        first, longest = reconnect_delay
+        if not 0 < first <= longest:
+            raise ValueError(
+                f"reconnect_delay must be (first, longest) with 0 < first <= longest, not {reconnect_delay!r}"
+            )
         self.auto_reconnect = bool(reconnect)
+        self.reconnect_delay = (float(first), float(longest))
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_size = max_size
         self.protocol = ""
         self._store = MessageStore(max_rows)
         self._lock = threading.Lock()
@@ -282,6 +326,8 @@ class WebSocket:
         self._task: asyncio.Task | None = None
         self._opened_at_ns: int | None = None
         self._sent = self._bytes_sent = self._listener_errors = self._reconnects = 0
+        self._attempts = 0  # failed attempts since the connection was last open (reconnect=True)
+        self._reconnecting = False
         self._outbox: deque[tuple[int, str | bytes]] = deque(maxlen=OUTBOX_SIZE)
         self._panel: Any = None
         # recv(): one cursor; waiters are woken by the loop thread only when there are any.
@@ -379,7 +425,11 @@ class WebSocket:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters: received, sent, bytes, parse and listener errors, reconnects, rate (msg/s)."""
+        """Counters: received, sent, bytes, parse and listener errors, reconnects, rate (msg/s).
+
+        With ``reconnect=True``: ``reconnecting`` (waiting to reconnect or reconnecting now) and
+        ``attempts`` (failed attempts since the connection was last open).
+        """
         store = self._store
         return {
             "state": self._state.name,
@@ -390,6 +440,8 @@ class WebSocket:
             "parse_errors": store.parse_errors,
             "listener_errors": self._listener_errors,
             "reconnects": self._reconnects,
+            "reconnecting": self._reconnecting,
+            "attempts": self._attempts,
             "rate": 0.0 if self._state == CLOSED else store.rate(time.time_ns(), since_ns=self._opened_at_ns),
         }
 
@@ -541,9 +593,10 @@ class WebSocket:
             subprotocols=self._subprotocols,
             open_timeout=self.open_timeout,
             ping_interval=self.ping_interval,
-            close_timeout=CLOSE_TIMEOUT,
-            max_size=MAX_MESSAGE_SIZE,
-            process_exception=self._on_connect_failure,
+            ping_timeout=self.ping_timeout,
+            # A peer that does not answer pings within ping_timeout will not answer a close either.
+            close_timeout=min(CLOSE_TIMEOUT, self.ping_timeout or CLOSE_TIMEOUT),
+            max_size=self.max_size,
             **kwargs,
         )
 
@@ -572,27 +625,69 @@ class WebSocket:
                     self._fail(self._describe_failure(exc), exc)
                     return
                 try:
-                    await self._serve(conn, reopened=reopened)
+                    self._finish(*await self._serve(conn, reopened=reopened))
                 except asyncio.CancelledError:  # close() came as the handshake finished
                     conn.transport.abort()
                     self._fail("closed before the connection was established", None)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: show it, never die silently
+            if self._conn is not None:
+                self._conn.transport.abort()  # and never leave the socket open behind CLOSED
             self._origin.run(traceback.print_exc)
             self._fail(f"nbws internal error: {exc!r}", exc)
 
     async def _run_reconnecting(self, reopened: bool) -> None:
+        """Open, serve, and open again when the connection ends, until the user closes it, the
+        server's close code says it is over, or a handshake fails for good.
+
+        Failed handshakes are retried with jittered exponential backoff (``reconnect_delay``),
+        as websockets' reconnect loop does and with its rule for what is worth retrying
+        (``_on_connect_failure``). nbws runs the loop itself because websockets' resets the
+        backoff whenever a handshake succeeds (a server that accepts and drops at once would be
+        hammered) and, before websockets 16 (Colab has 15), cannot take other delays. A
+        connection that dropped within ``STABLE_SECONDS`` of opening waits a backoff delay too.
+        """
         first = True
+        failures = flapping = _backoff(*self.reconnect_delay)
         try:
-            async for conn in self._connector():
+            while True:
+                try:
+                    conn = await self._connector()
+                except Exception as exc:
+                    verdict = self._on_connect_failure(exc)
+                    if verdict is exc:
+                        raise
+                    await asyncio.sleep(next(failures))
+                    continue
+                failures = _backoff(*self.reconnect_delay)
                 if not first:
                     self._reconnects += 1
-                await self._serve(conn, reopened=reopened or not first)
+                self._attempts, self._reconnecting = 0, False
+                opened = time.monotonic()
+                close, error = await self._serve(conn, reopened=reopened or not first)
                 first = False
-                if self._close_request is not None:
+                if self._close_request is not None or close.code not in RETRY_CLOSE_CODES:
+                    self._finish(close, error)
                     return
+                if time.monotonic() - opened >= STABLE_SECONDS:
+                    flapping, delay = _backoff(*self.reconnect_delay), 0.0
+                else:
+                    delay = next(flapping)
                 with self._lock:
                     self._state = CONNECTING
+                    self._delivered.pop("open", None)
+                    self._reconnecting = True
+                why = (
+                    error.message
+                    if error is not None
+                    else f"{self.url} closed with {close.code} {close.reason}"
+                )
+                self._emit(
+                    "error",
+                    ErrorEvent(error.error if error else None, f"{why}; reconnecting in {delay:.1f}s"),
+                )
+                await asyncio.sleep(delay)
         except (asyncio.CancelledError, Exception) as exc:  # noqa: BLE001 - fatal: not retried
+            self._reconnecting = False
             self._fail(self._describe_failure(exc), exc)
 
     def _describe_failure(self, exc: BaseException) -> str:
@@ -601,9 +696,21 @@ class WebSocket:
         return _describe_connect_failure(exc, self.url, self.open_timeout)
 
     def _on_connect_failure(self, exc: Exception) -> Exception | None:
-        """websockets asks whether to retry; report each failed attempt while reconnecting."""
-        verdict = retryable_or_fatal(exc)
+        """Whether to retry a failed handshake: None to retry (reported), else the fatal error.
+
+        Retried: network errors, timeouts, HTTP 408/429/5xx. Fatal: other HTTP statuses (401,
+        403, 404...), TLS failures, anything that is not a WebSocket server. The verdict is
+        always the exception itself or None.
+        """
+        if isinstance(exc, ssl_module.SSLError):
+            verdict: Exception | None = exc
+        elif isinstance(exc, InvalidStatus):
+            verdict = None if exc.response.status_code in RETRY_HTTP_STATUSES else exc
+        else:
+            verdict = retryable_or_fatal(exc)
         if verdict is None:
+            self._attempts += 1
+            self._reconnecting = True
             message = self._describe_failure(exc)
             if not self._settled.is_set():
                 self._connect_error = ConnectError(
@@ -611,7 +718,7 @@ class WebSocket:
                 )
                 self._connect_error.__cause__ = exc
                 self._settle()
-            self._emit("error", ErrorEvent(exc, message + "; reconnecting"))
+            self._emit("error", ErrorEvent(exc, f"{message}; reconnecting (attempt {self._attempts})"))
         return verdict
 
     def _fail(self, message: str, exc: BaseException | None) -> None:
@@ -622,8 +729,8 @@ class WebSocket:
         self._connect_error = error
         self._finish(CloseEvent(1006, "", False), ErrorEvent(error, message))
 
-    async def _serve(self, conn: Any, reopened: bool = False) -> None:
-        """Run one open connection until it closes."""
+    async def _serve(self, conn: Any, reopened: bool = False) -> tuple[CloseEvent, ErrorEvent | None]:
+        """Run one open connection until it closes; its close event and error (if any)."""
         self._conn = conn
         self.protocol = conn.subprotocol or ""
         self._opened_at_ns = time.time_ns()
@@ -639,7 +746,7 @@ class WebSocket:
             self._emit("open", event)
             await self._receive(conn)
         await conn.wait_closed()
-        self._closed_by_peer(conn)
+        return self._close_of(conn)
 
     async def _receive(self, conn: Any) -> None:
         """The per-message hot path: a store append, a counter and two attribute checks."""
@@ -669,30 +776,40 @@ class WebSocket:
         except ConnectionClosed:
             pass
 
-    def _closed_by_peer(self, conn: Any) -> None:
-        """Turn websockets' record of the closing handshake into the browser's close event."""
+    def _close_of(self, conn: Any) -> tuple[CloseEvent, ErrorEvent | None]:
+        """Turn websockets' record of the closing handshake into the browser's close event, plus
+        an error event when the connection failed (dropped, or failed by us: 1009 too big...)."""
         protocol = conn.protocol
         rcvd, sent = protocol.close_rcvd, protocol.close_sent
-        error = None
-        if rcvd is None:
-            close = CloseEvent(1006, "", False)
+        failed_by_us = sent is not None and not protocol.close_rcvd_then_sent and sent.code in _FAILURE_CODES
+        if failed_by_us:
+            code = int(sent.code)
+            message = f"nbws closed {self.url} with {code}: {self._failure_text(code, sent.reason)}"
+            close = CloseEvent(code, sent.reason, False)
+        elif rcvd is None:
             message = f"connection to {self.url} was lost without a close frame"
-            error = ErrorEvent(ConnectionClosedError(message, code=1006), message)
-        elif sent is not None and not protocol.close_rcvd_then_sent and sent.code in _FAILURE_CODES:
-            close = CloseEvent(int(sent.code), sent.reason, False)
-            message = f"nbws closed {self.url} with {int(sent.code)}: {sent.reason}"
-            error = ErrorEvent(ConnectionClosedError(message, code=int(sent.code)), message)
+            close = CloseEvent(1006, "", False)
         else:
-            close = CloseEvent(int(rcvd.code), rcvd.reason, True)
-        if self.auto_reconnect and self._close_request is None:
-            # Not the end: report the drop and let the reconnect loop open a new connection.
-            with self._lock:
-                self._state = CONNECTING
-                self._delivered.pop("open", None)
-            if error is not None:
-                self._emit("error", error)
-            return
-        self._finish(close, error)
+            return CloseEvent(int(rcvd.code), rcvd.reason, True), None
+        return close, ErrorEvent(
+            ConnectionClosedError(message, code=close.code, reason=close.reason), message
+        )
+
+    def _failure_text(self, code: int, reason: str) -> str:
+        """Why nbws failed the connection, and what the user can do."""
+        if code == 1009:
+            return (
+                f"a message was larger than max_size={self.max_size:,} bytes; "
+                "connect with a larger max_size= (or None for no limit)"
+            )
+        if code == 1007:
+            return "the server sent a text message that is not valid UTF-8"
+        if code == 1011 and "keepalive" in reason:
+            return (
+                f"no answer to a ping within ping_timeout={self.ping_timeout}s: the server or "
+                "the network stalled"
+            )
+        return f"the server broke the WebSocket protocol ({reason})"
 
     def _finish(self, close: CloseEvent, error: ErrorEvent | None) -> None:
         """Enter CLOSED, then dispatch error (if any) and close, in the WHATWG order."""
@@ -727,7 +844,7 @@ class WebSocket:
         self._open_waiters += 1  # someone will hear about a failure: no need to print it too
         try:
             self._let_go()
-            if not self._settled.wait(timeout):
+            if not _wait(self._settled, timeout):
                 raise TimeoutError(f"{self.url} is still connecting after {timeout}s")
             if self._state != OPEN and self._connect_error is not None:
                 error = self._connect_error
@@ -743,7 +860,7 @@ class WebSocket:
         ``TimeoutError`` if still not closed after ``timeout`` seconds.
         """
         self._let_go()
-        if not self._closed.wait(timeout):
+        if not _wait(self._closed, timeout):
             raise TimeoutError(f"{self.url} is still {self._state.name} after {timeout}s")
         assert self._close_event is not None
         return self._close_event
@@ -774,7 +891,7 @@ class WebSocket:
             task = asyncio.ensure_future(self._send(data))
             task.add_done_callback(self._report_send_failure)
             return
-        if self._state == CONNECTING and not self._settled.wait(self.open_timeout):
+        if self._state == CONNECTING and not _wait(self._settled, self.open_timeout):
             raise TimeoutError(f"{self.url} did not open within {self.open_timeout}s; nothing was sent")
         if self._state != OPEN:
             self.wait_open(0)  # raises ConnectError if it never opened
@@ -836,7 +953,7 @@ class WebSocket:
         elif state == CONNECTING and task is not None:
             nbws_loop.call_soon(task.cancel)
         if not nbws_loop.in_loop_thread():
-            self._closed.wait(CLOSE_TIMEOUT + 1)
+            _wait(self._closed, CLOSE_TIMEOUT + 1)
 
     def recv(self, timeout: float | None = None) -> MessageEvent:
         """The next message this reader has not seen yet, oldest first; blocks until one arrives.
@@ -857,7 +974,7 @@ class WebSocket:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError(f"no message from {self.url} within {timeout}s")
-                    self._new_data.wait(remaining)
+                    self._new_data.wait(WAIT_SLICE if remaining is None else min(remaining, WAIT_SLICE))
             finally:
                 self._waiting -= 1
 
@@ -886,7 +1003,7 @@ class WebSocket:
                         raise TimeoutError(
                             f"{arrived} of {count} new messages from {self.name!r} arrived within {timeout}s"
                         )
-                    self._new_data.wait(remaining)
+                    self._new_data.wait(WAIT_SLICE if remaining is None else min(remaining, WAIT_SLICE))
             finally:
                 self._waiting -= 1
         self._wait_mark, self._mark_on_send = target, True
@@ -928,6 +1045,17 @@ class WebSocket:
         if self._state == CLOSED:
             raise self._closed_error("is closed")
         return None
+
+
+def _wait(event: threading.Event, timeout: float | None) -> bool:
+    """``event.wait(timeout)`` in slices, so that an interrupt flag set by another thread is seen."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not event.is_set():
+        remaining = WAIT_SLICE if deadline is None else min(deadline - time.monotonic(), WAIT_SLICE)
+        if remaining <= 0:
+            return False
+        event.wait(remaining)
+    return True
 
 
 def _resolve(future: asyncio.Future) -> None:

@@ -70,6 +70,10 @@ class Kernel:
         msg_id = self.submit(code)
         self.wait([msg_id], timeout)
         reply = self.reply(msg_id)
+        if reply["status"] == "aborted":  # ipykernel 6 aborts a cell sent just after an error
+            msg_id = self.submit(code)
+            self.wait([msg_id], timeout)
+            reply = self.reply(msg_id)
         assert reply["status"] == "ok", f"{reply.get('ename')}: {reply.get('evalue')}"
         return self.stream_text(msg_id)
 

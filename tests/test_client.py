@@ -15,42 +15,7 @@ import pytest
 import nbws
 from nbws import CLOSED, CLOSING, CONNECTING, OPEN
 
-
-class Recorder:
-    """Listens to all four event types; records (type, ready_state when called, event)."""
-
-    def __init__(self, ws: nbws.WebSocket) -> None:
-        self.ws = ws
-        self.events: list[tuple[str, int, object]] = []
-        self.closed = threading.Event()
-        for type in nbws.client.EVENT_TYPES:
-            ws.add_event_listener(type, self._listener(type))
-
-    def _listener(self, type):
-        def record(event):
-            self.events.append((type, self.ws.ready_state, event))
-            if type == "close":
-                self.closed.set()
-
-        return record
-
-    def wait_closed(self, timeout: float = 5) -> None:
-        assert self.closed.wait(timeout), f"no close event within {timeout}s: {self.events}"
-
-    @property
-    def types(self) -> list[str]:
-        return [t for t, _, _ in self.events]
-
-    def last(self, type):
-        return [e for t, _, e in self.events if t == type][-1]
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
+from recording import Recorder, wait_for
 
 # -- construction and URL validation ----------------------------------------------------------
 
