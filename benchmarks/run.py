@@ -236,13 +236,17 @@ def refresh_curve(sizes: list[int], new_rows: int = 1_000, rounds: int = 5) -> l
 
 
 MEMORY_PROBE = """
-import os, sys, time
+import os, sys, threading, time
 import nbws, nbws.loop, nbws.store
 nbws.loop.get_loop()
 nbws.store.flatten([{"warm": {"up": 1}}])  # imports pyarrow before the baseline
 def rss_mb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def sample(received):
+    # (messages in, RSS growth MB, Python threads, OS threads (pyarrow's too), open fds)
+    tasks, fds = len(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd"))
+    return (received, rss_mb() - before, threading.active_count(), tasks, fds)
 url, n, max_rows = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 max_rows = None if max_rows == "none" else int(max_rows)
 before = rss_mb()
@@ -250,10 +254,10 @@ ws = nbws.connect(url, max_rows=max_rows)
 samples = []
 while ws.ready_state != nbws.CLOSED:
     time.sleep(0.05)
-    samples.append((ws.stats["received"], rss_mb() - before))
+    samples.append(sample(ws.stats["received"]))
 frame = ws.frame
-samples.append((ws.stats["received"], rss_mb() - before))
-peak = max(mb for _, mb in samples)
+samples.append(sample(ws.stats["received"]))
+peak = max(s[1] for s in samples)
 print(peak, frame.memory_usage(deep=True).sum() / 2**20, len(frame), samples)
 """
 
@@ -398,11 +402,18 @@ def main(argv: list[str] | None = None) -> int:
             _, _, rows, samples = memory(soak_url, soak_n, soak_rows)
         finally:
             soak_proc.terminate()
-        settled = [mb for received, mb in samples[:-1] if received >= soak_n // 4]  # [-1]: after ws.frame
+        # From a quarter of the way (the store is full by then) to the end; [-1] is after ws.frame.
+        settled = [s for s in samples[:-1] if s[0] >= soak_n // 4]
+
+        def flat(i: int) -> str:
+            values = [s[i] for s in settled]
+            return f"{values[0]} -> {values[-1]} (max {max(values)})"
+
         say(
-            f"memory with max_rows={soak_rows:,} over {soak_n:,} messages: {rows:,} rows kept; RSS growth "
-            f"from a quarter of the way to the end: {settled[0]:.0f} -> {settled[-1]:.0f} MB "
-            f"(target: flat)"
+            f"memory with max_rows={soak_rows:,} over {soak_n:,} messages: {rows:,} rows kept; from a "
+            f"quarter of the way to the end ({len(settled)} samples): RSS growth {settled[0][1]:.0f} -> "
+            f"{settled[-1][1]:.0f} MB, Python threads {flat(2)}, OS threads {flat(3)}, open fds {flat(4)} "
+            "(target: all flat)"
             if settled
             else "memory soak: too fast to sample"
         )
