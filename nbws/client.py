@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from . import loop as nbws_loop
 from .errors import ConnectError, ConnectionClosedError
 from .events import CloseEvent, ErrorEvent, MessageEvent, OpenEvent
+from .redact import redact_text, redact_url, secrets_of
 from .store import MessageStore, to_datetime
 
 try:
@@ -163,25 +164,27 @@ nbws_loop.on_shutdown(close_all)
 def _validate_url(url: str) -> str:
     if not isinstance(url, str):
         raise TypeError(f"url must be a str like 'ws://host:port/path', not {type(url).__name__}")
+    shown = redact_url(url)
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
-        raise ValueError(f"invalid WebSocket URL {url!r}: {exc}") from None
+        raise ValueError(f"invalid WebSocket URL {shown!r}: {exc}") from None
     if parts.scheme not in ("ws", "wss"):
         hint = ""
         if parts.scheme in ("http", "https"):
-            hint = f"; did you mean {'wss' if parts.scheme == 'https' else 'ws'}://{url.split('://', 1)[1]}?"
-        raise ValueError(f"invalid WebSocket URL {url!r}: the scheme must be ws:// or wss://{hint}")
+            scheme = "wss" if parts.scheme == "https" else "ws"
+            hint = f"; did you mean {scheme}://{shown.split('://', 1)[1]}?"
+        raise ValueError(f"invalid WebSocket URL {shown!r}: the scheme must be ws:// or wss://{hint}")
     if not parts.hostname:
-        raise ValueError(f"invalid WebSocket URL {url!r}: it has no host (ws://HOST[:PORT]/path)")
+        raise ValueError(f"invalid WebSocket URL {shown!r}: it has no host (ws://HOST[:PORT]/path)")
     try:
         port = parts.port
     except ValueError:
         port = 0
     if port == 0:
-        raise ValueError(f"invalid WebSocket URL {url!r}: the port must be a number 1-65535")
+        raise ValueError(f"invalid WebSocket URL {shown!r}: the port must be a number 1-65535")
     if parts.fragment:
-        raise ValueError(f"invalid WebSocket URL {url!r}: a WebSocket URL has no #fragment")
+        raise ValueError(f"invalid WebSocket URL {shown!r}: a WebSocket URL has no #fragment")
     return url
 
 
@@ -284,10 +287,12 @@ class WebSocket:
         reconnect_delay: tuple[float, float] = RECONNECT_DELAY,
     ) -> None:
         self.url = _validate_url(url)
+        self._shown = redact_url(self.url)  # the URL that messages and repr show: no secrets
         if isinstance(subprotocols, str):
             subprotocols = [subprotocols]
         self._subprotocols = list(subprotocols) if subprotocols else None
         self._headers = list(headers.items() if isinstance(headers, Mapping) else headers or [])
+        self._secrets = secrets_of(self.url, self._headers)
         if ssl is not None and not self.url.startswith("wss:"):
             raise ValueError("ssl= is only for wss:// URLs")
         self._ssl = ssl
@@ -446,7 +451,9 @@ class WebSocket:
         }
 
     def __repr__(self) -> str:
-        return f"<nbws.WebSocket {self.name!r} {self.url} {self._state.name} received={self._store.received}>"
+        return (
+            f"<nbws.WebSocket {self.name!r} {self._shown} {self._state.name} received={self._store.received}>"
+        )
 
     # -- listeners --------------------------------------------------------------------------
 
@@ -679,7 +686,7 @@ class WebSocket:
                 why = (
                     error.message
                     if error is not None
-                    else f"{self.url} closed with {close.code} {close.reason}"
+                    else f"{self._shown} closed with {close.code} {close.reason}"
                 )
                 self._emit(
                     "error",
@@ -693,7 +700,8 @@ class WebSocket:
     def _describe_failure(self, exc: BaseException) -> str:
         if self._close_request is not None:  # close() while connecting; websockets may say more
             return "closed before the connection was established"
-        return _describe_connect_failure(exc, self.url, self.open_timeout)
+        message = _describe_connect_failure(exc, self._shown, self.open_timeout)
+        return redact_text(message, self._secrets)  # a library's text may quote a header
 
     def _on_connect_failure(self, exc: Exception) -> Exception | None:
         """Whether to retry a failed handshake: None to retry (reported), else the fatal error.
@@ -784,10 +792,10 @@ class WebSocket:
         failed_by_us = sent is not None and not protocol.close_rcvd_then_sent and sent.code in _FAILURE_CODES
         if failed_by_us:
             code = int(sent.code)
-            message = f"nbws closed {self.url} with {code}: {self._failure_text(code, sent.reason)}"
+            message = f"nbws closed {self._shown} with {code}: {self._failure_text(code, sent.reason)}"
             close = CloseEvent(code, sent.reason, False)
         elif rcvd is None:
-            message = f"connection to {self.url} was lost without a close frame"
+            message = f"connection to {self._shown} was lost without a close frame"
             close = CloseEvent(1006, "", False)
         else:
             return CloseEvent(int(rcvd.code), rcvd.reason, True), None
@@ -845,7 +853,7 @@ class WebSocket:
         try:
             self._let_go()
             if not _wait(self._settled, timeout):
-                raise TimeoutError(f"{self.url} is still connecting after {timeout}s")
+                raise TimeoutError(f"{self._shown} is still connecting after {timeout}s")
             if self._state != OPEN and self._connect_error is not None:
                 error = self._connect_error
                 self._connect_error_raised = True
@@ -861,7 +869,7 @@ class WebSocket:
         """
         self._let_go()
         if not _wait(self._closed, timeout):
-            raise TimeoutError(f"{self.url} is still {self._state.name} after {timeout}s")
+            raise TimeoutError(f"{self._shown} is still {self._state.name} after {timeout}s")
         assert self._close_event is not None
         return self._close_event
 
@@ -869,7 +877,7 @@ class WebSocket:
         close = self._close_event
         detail = f" (code {close.code}{', ' + close.reason if close.reason else ''})" if close else ""
         return ConnectionClosedError(
-            f"connection {self.name!r} to {self.url} {what}{detail}; open a new one with nbws.connect()",
+            f"connection {self.name!r} to {self._shown} {what}{detail}; open a new one with nbws.connect()",
             code=close.code if close else None,
             reason=close.reason if close else "",
         )
@@ -892,7 +900,7 @@ class WebSocket:
             task.add_done_callback(self._report_send_failure)
             return
         if self._state == CONNECTING and not _wait(self._settled, self.open_timeout):
-            raise TimeoutError(f"{self.url} did not open within {self.open_timeout}s; nothing was sent")
+            raise TimeoutError(f"{self._shown} did not open within {self.open_timeout}s; nothing was sent")
         if self._state != OPEN:
             self.wait_open(0)  # raises ConnectError if it never opened
             raise self._closed_error("is closed" if self._state == CLOSED else "is closing")
@@ -973,7 +981,7 @@ class WebSocket:
                         return event
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
-                        raise TimeoutError(f"no message from {self.url} within {timeout}s")
+                        raise TimeoutError(f"no message from {self._shown} within {timeout}s")
                     self._new_data.wait(WAIT_SLICE if remaining is None else min(remaining, WAIT_SLICE))
             finally:
                 self._waiting -= 1
@@ -1025,11 +1033,11 @@ class WebSocket:
             try:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no message from {self.url} within {timeout}s")
+                    raise TimeoutError(f"no message from {self._shown} within {timeout}s")
                 try:
                     await asyncio.wait_for(future, remaining)
                 except asyncio.TimeoutError:
-                    raise TimeoutError(f"no message from {self.url} within {timeout}s") from None
+                    raise TimeoutError(f"no message from {self._shown} within {timeout}s") from None
             finally:
                 with self._new_data:
                     self._async_waiters.remove((loop, future))

@@ -21,6 +21,7 @@ from IPython.display import display
 
 from . import client
 from .errors import ConnectError, NbwsError
+from .redact import redact_url
 
 __all__ = ["NbwsMagics", "split_send_line", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -140,10 +141,13 @@ class NbwsMagics(Magics):
         if not _IDENTIFIER.fullmatch(args.name):
             raise UsageError(f"%ws_connect: --name must be a Python identifier, not {args.name!r}")
         headers = []
-        for header in args.header:
+        for number, header in enumerate(args.header, 1):
             key, sep, value = header.partition(":")
-            if not sep or not key.strip():
-                raise UsageError(f"%ws_connect: a header is 'Key: value', not {header!r}")
+            if not sep or not key.strip():  # not echoed: it may hold a token
+                raise UsageError(
+                    f"%ws_connect: each -H is 'Key: value' (like -H 'Authorization: Bearer TOKEN'); "
+                    f"header {number} has no 'Key:'"
+                )
             headers.append((key.strip(), value.strip()))
         with _usage_errors("ws_connect"):
             ws = client.connect(
@@ -243,7 +247,7 @@ class NbwsMagics(Magics):
             rows.append(
                 {
                     "name": name,
-                    "url": ws.url,
+                    "url": redact_url(ws.url),
                     "state": stats["state"],
                     "received": stats["received"],
                     "sent": stats["sent"],

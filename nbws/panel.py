@@ -20,6 +20,7 @@ import ipywidgets as widgets
 
 from . import client
 from . import loop as nbws_loop
+from .redact import redact_url
 
 __all__ = ["Panel", "MAX_UPDATES_PER_SECOND", "TICK_SECONDS"]
 
@@ -273,7 +274,7 @@ class Panel(widgets.VBox):
         items = "".join(f"<span>{name} <b>{value}</b></span>" for name, value in counters)
         return (
             f'{_STYLE}<div class="nbws-head"><b>{html.escape(ws.name)}</b> '
-            f"<code>{html.escape(ws.url)}</code> {badge}{paused}"
+            f"<code>{html.escape(redact_url(ws.url))}</code> {badge}{paused}"
             f'<div class="nbws-counters">{items}</div></div>'
         )
 

@@ -724,3 +724,28 @@ def test_reconnect_after_a_drop_keeps_earlier_messages(demo):
     assert any(event.reconnect for event in opens[1:])
     assert errors, "each drop is reported as an error event"
     assert "without a close frame" in errors[0].message
+
+
+def test_secrets_are_masked_in_repr_and_error_messages(servers):
+    """Tokens in the URL and header values never show in repr, errors or error events; the
+    connection itself uses them as given."""
+    seen = []
+
+    def refuse(connection, request):
+        seen.append((request.path, request.headers.get_all("Authorization")[-1]))  # [0]: Basic, from me:...@
+        return connection.respond(401, "no\n")
+
+    url = servers.websocket(lambda c: None, process_request=refuse).replace("ws://", "ws://me:hunter22@")
+    url += "/feed?token=s3cr3t-42&rate=1"
+    ws = nbws.connect(url, headers={"Authorization": "Bearer t0p-s3cr3t"})
+    rec = Recorder(ws)
+    with pytest.raises(nbws.ConnectError) as info:
+        ws.wait_open(5)
+    assert seen == [("/feed?token=s3cr3t-42&rate=1", "Bearer t0p-s3cr3t")]
+    shown = [repr(ws), str(info.value), *(e.message for e in rec.of("error"))]
+    for text in shown:
+        assert "s3cr3t-42" not in text and "hunter22" not in text and "t0p-s3cr3t" not in text, text
+    assert "me:***@" in str(info.value) and "token=***&rate=1" in str(info.value)
+    with pytest.raises(ValueError) as bad:
+        nbws.connect("http://127.0.0.1/feed?token=s3cr3t-42")
+    assert "s3cr3t-42" not in str(bad.value) and "token=***" in str(bad.value)

@@ -117,7 +117,7 @@ def test_user_errors_are_one_line_usage_errors(k):
     """Bad URL, unknown name, closed connection, bad close code, refused port, bad header."""
     assert "invalid WebSocket URL" in k.fail("%ws_connect http//nowhere --no-panel")
     assert "connection refused by 127.0.0.1:9" in k.fail("%ws_connect ws://127.0.0.1:9/ --no-panel")
-    assert "a header is 'Key: value'" in k.fail("%ws_connect {URL}/echo -H nocolon --no-panel")
+    assert "each -H is 'Key: value'" in k.fail("%ws_connect {URL}/echo -H nocolon --no-panel")
     assert "--name must be a Python identifier" in k.fail("%ws_connect {URL}/echo --name 1x")
     k.run("%ws_connect {URL}/echo --name a --no-panel\n%ws_connect {URL}/echo --name b --no-panel")
     assert "no connection named 'c' (open: a, b)" in k.fail("%ws_send c {}")
@@ -241,3 +241,10 @@ def test_importing_nbws_in_the_kernel_does_not_load_the_magics_module():
     code = "import nbws, sys; print('nbws.magics' in sys.modules, 'IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_list_masks_secrets_in_urls(k):
+    """%ws_list shows URLs with their tokens masked."""
+    k.run("%ws_connect {URL}/echo?api_key=s3cr3t-42 --name e --no-panel")
+    k.run("table = %ws_list")
+    assert value(k, "table.loc['e', 'url']").endswith("/echo?api_key=***")

@@ -305,3 +305,15 @@ def test_panel_in_jupyterlab(tmp_path):
     finally:
         lab.close()
     assert "rate exceeded" not in lab.logs()
+
+
+def test_secrets_in_the_url_are_masked(demo):
+    """A token in the URL's query or a password in it never shows in the panel."""
+    ws = nbws.connect(
+        demo.url.replace("ws://", "ws://me:hunter22@") + "/echo?token=s3cr3t-42&rate=1"
+    ).wait_open(5)
+    panel = ws.panel()
+    wait_for(lambda: panel.status.value)
+    status = panel.status.value
+    assert "s3cr3t-42" not in status and "hunter22" not in status
+    assert "token=***" in status and "rate=1" in status
