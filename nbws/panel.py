@@ -244,10 +244,10 @@ class Panel(widgets.VBox):
             reason = f" {close.reason}" if close.reason else ""
             kind = "closed" if close.was_clean else "failed"
             return kind, f"closed {close.code}{reason}"
-        if state == client.CONNECTING and (ws.stats["reconnects"] or ws._delivered.get("open")):
-            return "reconnecting", "reconnecting"
-        if state == client.CONNECTING and ws.auto_reconnect and ws._connect_error is not None:
-            return "reconnecting", "reconnecting"
+        stats = ws.stats
+        if state == client.CONNECTING and (stats["reconnecting"] or stats["reconnects"]):
+            attempts = stats["attempts"]
+            return "reconnecting", f"reconnecting (attempt {attempts + 1})" if attempts else "reconnecting"
         return state.name.lower(), state.name.lower()
 
     def _status_html(self) -> str:

@@ -317,3 +317,18 @@ def test_secrets_in_the_url_are_masked(demo):
     status = panel.status.value
     assert "s3cr3t-42" not in status and "hunter22" not in status
     assert "token=***" in status and "rate=1" in status
+
+
+def test_badge_shows_reconnecting_and_the_attempt(servers):
+    """While reconnect=True retries a server that is down, the badge says which attempt is next."""
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    ws = nbws.connect(f"ws://127.0.0.1:{port}/", reconnect=True, reconnect_delay=(0.05, 0.2))
+    panel = ws.panel()
+    wait_for(lambda: ws.stats["attempts"] >= 2)
+    wait_for(lambda: "reconnecting (attempt " in panel.status.value)
+    ws.close()
