@@ -669,7 +669,9 @@ def test_flapping_server_backs_off_and_nothing_is_lost(servers):
     assert rec.of("close")[0].code == 1000
 
 
-@pytest.mark.parametrize("code, reconnects", [(1000, False), (4001, False), (1001, True), (1012, True)])
+@pytest.mark.parametrize(
+    "code, reconnects", [(1000, False), (4001, False), (1001, True), (1011, True), (1012, True)]
+)
 def test_server_close_code_decides_whether_reconnect_reopens(servers, code, reconnects):
     """(e) reconnect=True reopens after "going away" (1001) or "service restart" (1012), but a
     normal close (1000) or the application's own code (4001) ends it: the server is done."""
