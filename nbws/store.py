@@ -33,6 +33,9 @@ VALUE_COLUMN = "value"
 
 # Marks a message whose data is not JSON (binary, or text that does not parse).
 _NOT_JSON = object()
+# Rows converted to pandas at a time (and sealed rows that wait for it at most): fewer
+# conversions, but each needs its rows twice in memory for a moment.
+BATCH_ROWS = 32_768
 # Arrow string chunks a column keeps before merging them (each frame costs one step per chunk).
 MAX_STRING_CHUNKS = 256
 # Arrow's reader makes integers too wide for int64 floats: a float this big may have been one.
@@ -83,7 +86,9 @@ def _arrow_to_pandas(table: Any) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    frame = table.to_pandas() if table.num_columns else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    if not table.num_columns:
+        return pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    frame = table.to_pandas(split_blocks=True)
     for field in table.schema:
         column = table.column(field.name)
         keep_objects = pa.types.is_list(field.type) or pa.types.is_large_list(field.type)
@@ -263,18 +268,20 @@ def _batches(pending: list[_Rows]) -> list[list[_Rows]]:
     Tables with the same fields (in any order; the first Table's order is kept)."""
     batches: list[list[_Rows]] = []
     fields: set | None = None
+    size = 0
     for rows in pending:
         table = rows.table
         if isinstance(table, pd.DataFrame):
             batches.append([rows])
             fields = None
             continue
-        if fields is not None and set(table.schema) == fields:
+        if fields is not None and set(table.schema) == fields and size < BATCH_ROWS:
             names = batches[-1][0].table.schema.names
             batches[-1].append(_Rows(table.select(names), rows.times))
+            size += len(rows)
         else:
             batches.append([rows])
-            fields = set(table.schema)
+            fields, size = set(table.schema), len(rows)
     return batches
 
 
@@ -336,7 +343,7 @@ class _FrameBuffer:
         if self.stop + rows <= len(self.index):
             return
         live = self.stop - self.start
-        capacity = max(2 * (live + rows), 4096)
+        capacity = max((live + rows) * 5 // 4, 4096)
         index = self._new_index(capacity)
         index.asi8[:live] = self.index.asi8[self.start : self.stop]
         self.index = index
@@ -579,6 +586,15 @@ class MessageStore:
                 self._pending.append(rows)
                 self._pending_rows += len(rows)
             self._trim()
+        # Keep the sealed Tables few: move them into the buffers now and then, unless a reader
+        # is doing it right now (it moves them all).
+        if self._pending_rows >= BATCH_ROWS and self._read_lock.acquire(blocking=False):
+            try:
+                with self._lock:
+                    pending = self._take_pending()
+                self._absorb(*pending)
+            finally:
+                self._read_lock.release()
 
     def _rows(self, data: list, times: list[int], values: list) -> _Rows | None:
         """A chunk's rows: Arrow's reader on the raw text where every message is an object,
@@ -625,22 +641,35 @@ class MessageStore:
             _, result = self._view(n if self.max_rows is None else min(n, self.max_rows))
         return _snapshot(result)
 
+    def _take_pending(self) -> tuple[list[_Rows], bool]:
+        """The sealed rows not in the buffers yet, and whether rows were dropped before them
+        (hold _lock)."""
+        pending, self._pending, self._pending_rows = list(self._pending), deque(), 0
+        stale, self._pending_dropped = self._pending_dropped, False
+        return pending, stale
+
+    def _absorb(self, pending: list[_Rows], stale: bool) -> None:
+        """Move sealed rows into the frame's buffers (hold _read_lock)."""
+        if stale:  # max_rows dropped rows between the buffers' rows and these: start afresh
+            self._buffer = _FrameBuffer(self.max_rows)
+        buffer = self._buffer
+        batches = _batches(pending)
+        del pending
+        while batches:  # each batch's Tables are freed once in the buffers (a lower peak)
+            buffer.append(*_to_pandas(batches.pop(0)))
+        if self.max_rows is not None:
+            buffer.start = max(buffer.start, buffer.stop - self.max_rows)
+
     def _view(self, limit: int | None, use_cache: bool = False) -> tuple[int, pd.DataFrame]:
         """Move sealed rows into the buffers; a DataFrame of views of the last ``limit`` rows."""
         with self._lock:
             received = self.received
             if use_cache and self._cache is not None and self._cache[0] == received:
                 return self._cache
-            pending, self._pending, self._pending_rows = list(self._pending), deque(), 0
-            stale, self._pending_dropped = self._pending_dropped, False
+            pending = self._take_pending()
             _, data, times, values = self._open_chunk()
-        if stale:  # rows were dropped between the buffers' rows and these: start afresh
-            self._buffer = _FrameBuffer(self.max_rows)
+        self._absorb(*pending)
         buffer = self._buffer
-        for batch in _batches(pending):
-            buffer.append(*_to_pandas(batch))
-        if self.max_rows is not None:
-            buffer.start = max(buffer.start, buffer.stop - self.max_rows)
         open_rows = self._rows(data, times, values)
         if open_rows is None:
             buffer.append(pd.DataFrame(), np.empty(0, "int64"), commit=False)
