@@ -30,18 +30,38 @@ def loads(data: str | bytes) -> Any:
     """Parse JSON like ``JSON.parse``; raises ``ValueError`` (``json.JSONDecodeError`` mostly).
 
     orjson first (fast); the standard library second, so that what Python servers often send
-    (``NaN``, integers wider than 64 bits) still parses.
+    (``NaN``) still parses. Values nested deeper than ``MAX_DEPTH`` levels are refused by both.
     """
     try:
         return fast_loads(data)
     except ValueError as exc:
-        if too_deep(exc):
-            raise ValueError(f"nested too deeply to parse (more than {MAX_DEPTH:,} levels)") from None
-        return json.loads(data)
+        if not too_deep(exc):
+            try:
+                value = json.loads(data)
+            except RecursionError:
+                value = None
+            else:
+                if not _deeper_than(value, MAX_DEPTH):
+                    return value
+        raise ValueError(f"nested too deeply to parse (more than {MAX_DEPTH:,} levels)") from None
 
 
-# orjson's limit; deeper values are refused everywhere (pandas and pyarrow slow to a crawl on them).
+# orjson's limit, kept for the standard library's results too: deeper values make pandas crawl,
+# recursive code overflow, and Arrow's JSON reader crash.
 MAX_DEPTH = 1024
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels in ``value`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def too_deep(exc: ValueError) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .events import MessageEvent, fast_loads, too_deep
+from .events import MessageEvent, fast_loads, loads
 
 __all__ = ["MessageStore", "flatten", "to_datetime", "DEFAULT_CHUNK_SIZE"]
 
@@ -103,17 +103,24 @@ def _arrow_to_pandas(table: Any) -> pd.DataFrame:
     return frame
 
 
-def _flatten_into(obj: dict, prefix: str, record: dict, inexact: set[str]) -> None:
-    for key, value in obj.items():
-        name = prefix + key
-        if value.__class__ is dict:
-            _flatten_into(value, name + ".", record, inexact)
-            continue
-        if name in record:
-            name = _unique([*record, name])[-1]
-        if value.__class__ is int and not -_EXACT <= value <= _EXACT:
-            inexact.add(name)
-        record[name] = value
+def _flatten_into(obj: dict, record: dict, inexact: set[str]) -> None:
+    """Add ``obj``'s leaves to ``record`` under dotted names, in order (no recursion: JSON may
+    nest 1,024 levels, more than Python's recursion limit)."""
+    stack = [("", iter(obj.items()))]
+    while stack:
+        prefix, items = stack[-1]
+        for key, value in items:
+            name = prefix + key
+            if value.__class__ is dict:
+                stack.append((name + ".", iter(value.items())))
+                break
+            if name in record:
+                name = _unique([*record, name])[-1]
+            if value.__class__ is int and not -_EXACT <= value <= _EXACT:
+                inexact.add(name)
+            record[name] = value
+        else:
+            stack.pop()
 
 
 def flatten(rows: list[dict]) -> pd.DataFrame:
@@ -129,7 +136,7 @@ def flatten(rows: list[dict]) -> pd.DataFrame:
     inexact: set[str] = set()
     for row in rows:
         record: dict = {}
-        _flatten_into(row, "", record, inexact)
+        _flatten_into(row, record, inexact)
         records.append(record)
     try:
         frame = pd.DataFrame(records) if any(records) else pd.DataFrame(index=pd.RangeIndex(len(records)))
@@ -217,7 +224,7 @@ class _JSONReader:
             if table.num_rows != len(data) or _may_hold_wide_integers(table):
                 return None
             return table
-        except (pa.ArrowException, ValueError):
+        except (pa.ArrowException, ValueError, RecursionError):  # RecursionError: types 1,000 deep
             return None
 
     def _read(self, pa: Any, pa_json: Any, blob: bytes, options: Any) -> Any:
@@ -320,7 +327,9 @@ class _FrameBuffer:
 
     Rows ``start`` to ``stop`` are the frame; more are appended at ``stop``. Rows from the open
     chunk are written after ``stop`` without moving it (the same rows, with the same values,
-    are written there again once sealed), so frames handed out never see a value change.
+    are written there again once sealed), so frames handed out never see a value change; a
+    column they need converted or added is a scratch copy, so what is sealed later decides the
+    columns' types as if the frame had never been asked for in between.
     Columns keep the order in which they first appeared; a column missing from some rows has
     NaN there (integers become floats, booleans objects, as ``pd.concat`` does); a column whose
     values change type becomes float (int and float) or object (anything else).
@@ -331,6 +340,8 @@ class _FrameBuffer:
         self.start = self.stop = 0
         self.columns: dict[str, _Column] = {}
         self.scratch: dict[str, Any] = {}  # Arrow string chunks of the open chunk's rows
+        self.scratch_columns: dict[str, _Column] = {}  # columns the open chunk converted or added
+        self._committing = True
         self.index = self._new_index(0)
 
     @staticmethod
@@ -367,7 +378,7 @@ class _FrameBuffer:
     def append(self, frame: pd.DataFrame, times: np.ndarray, commit: bool = True) -> None:
         """Write the rows of ``frame`` after ``stop`` (and move ``stop`` past them if ``commit``)."""
         count = len(frame)
-        self.scratch = {}
+        self.scratch, self.scratch_columns, self._committing = {}, {}, commit
         if not count:
             return
         self.reserve(count)
@@ -381,22 +392,27 @@ class _FrameBuffer:
                 continue
             seen.add(name)
             self._put(name, frame[name], at, commit)
-        for name, column in self.columns.items():
+        for name in list(self.columns):
             if name not in seen:
-                self._fill_missing(name, column, at, count, commit)
+                self._fill_missing(name, self.columns[name], at, count, commit)
         if commit:
             self.stop += count
+
+    def _keep(self, name: str, column: _Column) -> _Column:
+        """Make ``column`` the one named ``name``: for good, or for the open chunk's rows only."""
+        (self.columns if self._committing else self.scratch_columns)[name] = column
+        return column
 
     def _put(self, name: str, values: pd.Series, at: int, commit: bool) -> None:
         count = len(values)
         column = self.columns.get(name)
         if values.isna().all():  # all null: no type to take from these rows
             if column is None:
-                column = self.columns[name] = _Column(_missing_buffer(len(self.index)))
+                column = self._keep(name, _Column(_missing_buffer(len(self.index))))
             column = self._fill_missing(name, column, at, count, commit)
         else:
             if column is None:
-                column = self.columns[name] = self._new_column(values, at)
+                column = self._keep(name, self._new_column(values, at))
             if _is_arrow_string(values.dtype) and column.chunks is not None:
                 self._add_chunk(name, column, values, commit)
             else:
@@ -442,8 +458,7 @@ class _FrameBuffer:
             buffer = np.empty(len(self.index), object)
             buffer[self.start : at] = self._strings(column, self.start, at).to_numpy(dtype=object)
         column, column.last = _Column(buffer), column.last
-        self.columns[name] = column
-        return column
+        return self._keep(name, column)
 
     def _fill_missing(self, name: str, column: _Column, at: int, count: int, commit: bool) -> _Column:
         """Missing values in rows ``at`` to ``at + count``; returns the (maybe converted) column."""
@@ -484,7 +499,9 @@ class _FrameBuffer:
     def frame(self, lo: int, hi: int) -> pd.DataFrame:
         """A DataFrame of views of rows ``lo`` to ``hi`` (``hi`` may reach into unsealed rows)."""
         columns = {}
-        for name, column in self.columns.items():
+        scratch_columns = self.scratch_columns if hi > self.stop else {}
+        for name in [*self.columns, *(n for n in scratch_columns if n not in self.columns)]:
+            column = scratch_columns.get(name) or self.columns[name]
             if column.last < lo:
                 continue
             if column.anchor is not None:
@@ -523,7 +540,7 @@ class MessageStore:
         self.max_rows = max_rows
         self.chunk_size = chunk_size
         self.received = 0
-        self.bytes_received = 0
+        self._sealed_bytes = 0  # bytes_received of the sealed chunks (the open one is counted when asked)
         self.parse_errors = 0
         self._lock = threading.Lock()
         # The open chunk, appended to by the loop thread only.
@@ -531,6 +548,7 @@ class MessageStore:
         self._data: list = []
         self._times: list[int] = []
         self._values: list = []
+        self._python_parsed = 0  # messages of the open chunk that orjson refused and json read
         # Sealed chunks' payloads; popped from the left when max_rows is exceeded.
         self._sealed: deque[_Sealed] = deque()
         self._sealed_messages = 0
@@ -552,19 +570,16 @@ class MessageStore:
         if data.__class__ is str:
             try:
                 value = fast_loads(data)
-            except ValueError as exc:
-                try:  # what orjson refuses but Python servers send: NaN, wide integers
-                    if too_deep(exc):
-                        raise
-                    value = json.loads(data)
+            except ValueError:
+                try:  # what orjson refuses but Python servers send: NaN
+                    value = loads(data)
+                    self._python_parsed += 1
                 except ValueError:
                     value = _NOT_JSON
                     self.parse_errors += 1
-            self.bytes_received += len(data) if data.isascii() else len(data.encode(errors="surrogatepass"))
         else:
             value = _NOT_JSON
             self.parse_errors += 1
-            self.bytes_received += len(data)
         self._data.append(data)
         self._times.append(time_ns)
         values = self._values
@@ -575,10 +590,13 @@ class MessageStore:
 
     def _seal(self) -> None:
         data, times, values = self._data, self._times, self._values
-        rows = self._rows(data, times, values)
+        size = _size(data)
+        rows = self._rows(data, times, values, arrow=not self._python_parsed)
         sealed = _Sealed(self._first_seq, data, times)
         with self._lock:
             self._data, self._times, self._values = [], [], []
+            self._python_parsed = 0
+            self._sealed_bytes += size
             self._first_seq += len(data)
             self._sealed.append(sealed)
             self._sealed_messages += len(data)
@@ -596,10 +614,14 @@ class MessageStore:
             finally:
                 self._read_lock.release()
 
-    def _rows(self, data: list, times: list[int], values: list) -> _Rows | None:
-        """A chunk's rows: Arrow's reader on the raw text where every message is an object,
-        else the parsed values through ``flatten``."""
-        if all(v.__class__ is dict for v in values):
+    def _rows(self, data: list, times: list[int], values: list, arrow: bool) -> _Rows | None:
+        """A chunk's rows: Arrow's reader on the raw text where every message is an object
+        (and ``arrow``), else the parsed values through ``flatten``.
+
+        ``arrow`` is False when a message needed Python's json: orjson bounds nesting at 1,024
+        levels, Python's json at its stack, and Arrow's reader crashes on 100,000.
+        """
+        if arrow and all(v.__class__ is dict for v in values):
             table = self._reader.read(data)
             if table is not None:
                 return _Rows(table, times)
@@ -618,10 +640,22 @@ class MessageStore:
 
     # -- readers (any thread) --------------------------------------------------------------
 
+    @property
+    def bytes_received(self) -> int:
+        """Bytes of every message received: UTF-8 for text, as on the wire."""
+        with self._lock:
+            sealed, data = self._sealed_bytes, self._data[: len(self._values)]
+        return sealed + _size(data)
+
     def _open_chunk(self) -> tuple[int, list, list[int], list]:
         """A consistent copy of the open chunk; call with the lock held."""
         n = len(self._values)  # appended last, so data and times hold at least n items
         return self._first_seq, self._data[:n], self._times[:n], self._values[:n]
+
+    def _open_rows(self) -> tuple[list, list[int], list, bool]:
+        """The open chunk's data, times and values, and whether Arrow may read it (hold _lock)."""
+        _, data, times, values = self._open_chunk()
+        return data, times, values, not self._python_parsed
 
     def frame(self) -> pd.DataFrame:
         """A DataFrame of every JSON message retained, indexed by UTC ``received_at``.
@@ -667,10 +701,10 @@ class MessageStore:
             if use_cache and self._cache is not None and self._cache[0] == received:
                 return self._cache
             pending = self._take_pending()
-            _, data, times, values = self._open_chunk()
+            open_chunk = self._open_rows()
         self._absorb(*pending)
         buffer = self._buffer
-        open_rows = self._rows(data, times, values)
+        open_rows = self._rows(*open_chunk)
         if open_rows is None:
             buffer.append(pd.DataFrame(), np.empty(0, "int64"), commit=False)
             stop = buffer.stop
@@ -744,6 +778,13 @@ class MessageStore:
 def copy_on_write() -> bool:
     """Whether pandas copies on write here (always from pandas 3; an option before)."""
     return int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
+
+
+def _size(data: list) -> int:
+    """The bytes of messages on the wire (counted per chunk, off the per-message path)."""
+    return sum(
+        len(d) if d.__class__ is bytes or d.isascii() else len(d.encode(errors="surrogatepass")) for d in data
+    )
 
 
 def _snapshot(frame: pd.DataFrame) -> pd.DataFrame:

@@ -564,8 +564,15 @@ def assert_same_frame(left: pd.DataFrame, right: pd.DataFrame, check_dtype: bool
     how pandas built the frame and users do not see it.
     """
     pd.testing.assert_frame_equal(left, right, check_column_type=False, check_dtype=check_dtype)
+    cell = canonical if check_dtype else _number_as_float
     for i in range(left.shape[1]):  # by position: column names need not be unique
-        assert [canonical(v) for v in left.iloc[:, i]] == [canonical(v) for v in right.iloc[:, i]]
+        assert [cell(v) for v in left.iloc[:, i]] == [cell(v) for v in right.iloc[:, i]]
+
+
+def _number_as_float(value: object) -> object:
+    """canonical(), but an int and the float of it are the same (a column's type may be wider)."""
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return canonical(float(value)) if is_number and math.isfinite(value) else canonical(value)
 
 
 def dotted_leaves(obj: dict, prefix: str = "") -> dict[str, object]:
@@ -903,3 +910,34 @@ def test_tail_is_the_end_of_the_frame_with_max_rows(feed, chunk_size, max_rows, 
 def test_tail_is_the_end_of_the_frame_of_json_messages(feed, chunk_size, n):
     """Only JSON messages, no max_rows: tail(n) is frame().tail(n)."""
     check_tail(feed, chunk_size, None, n)
+
+
+@pytest.mark.parametrize("depth", [1_000, 1_024, 1_025, 100_000])
+def test_deep_objects_never_crash_the_store(depth):
+    """Objects nested up to 1,024 levels are rows, deeper ones are not JSON; beside a NaN (which
+    sends them through Python's json) too. Run in a subprocess: Arrow's JSON reader crashes the
+    process on 100,000 levels, so nbws must never hand it such a message."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json
+from nbws.store import MessageStore
+deep = '{{"a":' * {depth} + '1' + '}}' * {depth}
+with_nan = '{{"x": NaN, "d":' + deep + '}}'
+for payloads in ([deep, '{{"b": 1}}'], [with_nan, '{{"b": 1}}'], [deep, '"not an object"']):
+    for chunk_size in (1, 2, 3):
+        store = MessageStore(chunk_size=chunk_size)
+        for i, p in enumerate(payloads):
+            store.append(p, i)
+        print(len(store.frame()), store.parse_errors)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = [tuple(map(int, line.split())) for line in run.stdout.split("\n")[:-1]]
+    assert len(results) == 9 and all(rows + errors == 2 for rows, errors in results)
+    fits = depth <= 1_024
+    assert [rows for rows, _ in results[:3]] == [2 if fits else 1] * 3
+    assert [rows for rows, _ in results[6:]] == [2 if fits else 1] * 3
+    # With NaN, Python's json parses it: it may stop earlier (its stack), never later.
+    assert all(rows == 1 for rows, _ in results[3:6]) or depth + 1 <= 1_024
