@@ -158,7 +158,15 @@ def close_all(code: int = 1000, reason: str = "") -> None:
         ws.close(code, reason)
 
 
-nbws_loop.on_shutdown(close_all)
+def _close_all_at_exit() -> None:
+    """The interpreter or kernel is ending: close everything, and print nothing about it."""
+    global _exiting
+    _exiting = True
+    close_all()
+
+
+_exiting = False
+nbws_loop.on_shutdown(_close_all_at_exit)
 
 
 def _validate_url(url: str) -> str:
@@ -521,7 +529,7 @@ class WebSocket:
     def _deliver(self, type: str, event: Any, entries: list, printed: bool = False) -> None:
         if type == "error" and isinstance(event.error, ConnectError):
             printed = printed or bool(self._open_waiters) or self._connect_error_raised
-        if type == "error" and not entries and not printed:  # never silent: tell the creating cell
+        if type == "error" and not entries and not printed and not _exiting:  # never silent: tell the cell
             self._origin.run(print, event.message, file=sys.stderr)
         for entry in entries:
             self._call(type, entry, event)

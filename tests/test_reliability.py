@@ -858,3 +858,30 @@ def test_invalid_utf8_closes_1007_and_keeps_what_came_before(servers):
     assert "not valid UTF-8" in rec.of("error")[0].message
     assert rec.last("close").code == 1007
     assert list(ws.frame["ok"]) == [1]
+
+
+def test_stalled_server_with_reconnect_is_reconnected(servers):
+    """Keepalive finds the stall (1011) and reconnect=True opens a new connection; the message
+    from before the stall is kept."""
+    connections = []
+
+    async def handler(connection):
+        connections.append(connection)
+        if len(connections) == 1:
+            await connection.send("before the stall")
+            connection.transport.pause_reading()  # never answers pings
+            await connection.wait_closed()  # until the client gives up and hangs up
+        else:
+            await connection.send("after")
+            await connection.wait_closed()
+
+    url = servers.websocket(handler, ping_interval=None)
+    ws = nbws.connect(url, ping_interval=0.3, ping_timeout=0.3, **FAST)
+    rec = Recorder(ws)
+    ws.wait_open(5)
+    wait_for(lambda: ws.stats["received"] == 2, 10, "the message after reconnecting")
+    assert [m.data for m in ws.messages] == ["before the stall", "after"]
+    assert "no answer to a ping within ping_timeout=0.3s" in rec.of("error")[0].message
+    assert [e.reconnect for e in rec.of("open")] == [False, True]
+    ws.close()
+    abort_all(servers, connections)
