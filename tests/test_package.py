@@ -11,7 +11,7 @@ import nbws
 def test_importing_nbws_leaves_ipython_ipywidgets_traitlets_out():
     """Core never imports IPython, ipywidgets or traitlets (checked in a fresh interpreter)."""
     code = (
-        "import sys, nbws, nbws.demo, nbws.cli, nbws.store, nbws.loop;"
+        "import sys, nbws, nbws.demo, nbws.cli, nbws.store, nbws.loop, nbws.redact, nbws.replay;"
         "ws = nbws.WebSocket('ws://127.0.0.1:9/');"
         "bad = [m for m in ('IPython', 'ipywidgets', 'traitlets', 'ipykernel', 'nest_asyncio')"
         " if m in sys.modules];"
