@@ -662,7 +662,7 @@ class WebSocket:
         connection that dropped within ``STABLE_SECONDS`` of opening waits a backoff delay too.
         """
         first = True
-        failures = flapping = _backoff(*self.reconnect_delay)
+        failures, flapping = _backoff(*self.reconnect_delay), _backoff(*self.reconnect_delay)
         try:
             while True:
                 try:

@@ -3,10 +3,11 @@
 The loop thread appends each message (parse + three list appends, nothing else). Every
 ``chunk_size`` messages the open chunk is sealed: its JSON objects become a pyarrow Table (Arrow's
 JSON reader parses the raw text straight into columns, nested objects flattened into dotted
-columns) and its payloads move to a compact record. ``frame()`` moves the sealed Tables into
-growable per-column buffers and returns a DataFrame of views of them plus the open tail, so
-asking again after new messages costs the new rows, not all of them. Only the loop thread
-writes messages; readers serialize on a lock of their own.
+columns) and its payloads move to a compact record. Sealed Tables move into growable per-column
+buffers (every ``BATCH_ROWS`` rows, and whenever a frame is asked for); ``frame()`` returns a
+DataFrame of views of them plus the open tail, so asking again after new messages costs the new
+rows, not all of them. Only the loop thread writes messages; whoever moves Tables into the
+buffers or reads them holds ``_read_lock``.
 """
 
 from __future__ import annotations
@@ -391,10 +392,10 @@ class _FrameBuffer:
             if name in seen:  # pragma: no cover - flatten never repeats a name
                 continue
             seen.add(name)
-            self._put(name, frame[name], at, commit)
+            self._put(name, frame[name], at)
         for name in list(self.columns):
             if name not in seen:
-                self._fill_missing(name, self.columns[name], at, count, commit)
+                self._fill_missing(name, self.columns[name], at, count)
         if commit:
             self.stop += count
 
@@ -403,18 +404,18 @@ class _FrameBuffer:
         (self.columns if self._committing else self.scratch_columns)[name] = column
         return column
 
-    def _put(self, name: str, values: pd.Series, at: int, commit: bool) -> None:
+    def _put(self, name: str, values: pd.Series, at: int) -> None:
         count = len(values)
         column = self.columns.get(name)
         if values.isna().all():  # all null: no type to take from these rows
             if column is None:
                 column = self._keep(name, _Column(_missing_buffer(len(self.index))))
-            column = self._fill_missing(name, column, at, count, commit)
+            column = self._fill_missing(name, column, at, count)
         else:
             if column is None:
                 column = self._keep(name, self._new_column(values, at))
             if _is_arrow_string(values.dtype) and column.chunks is not None:
-                self._add_chunk(name, column, values, commit)
+                self._add_chunk(name, column, values)
             else:
                 column = self._fit(name, column, values.dtype, at, values)
                 dtype = column.buffer.dtype
@@ -460,25 +461,25 @@ class _FrameBuffer:
         column, column.last = _Column(buffer), column.last
         return self._keep(name, column)
 
-    def _fill_missing(self, name: str, column: _Column, at: int, count: int, commit: bool) -> _Column:
+    def _fill_missing(self, name: str, column: _Column, at: int, count: int) -> _Column:
         """Missing values in rows ``at`` to ``at + count``; returns the (maybe converted) column."""
         if column.chunks is not None:
             import pyarrow as pa
 
-            self._add_chunk(name, column, pa.nulls(count, pa.large_string()), commit)
+            self._add_chunk(name, column, pa.nulls(count, pa.large_string()))
             return column
         if column.dtype.kind not in "fO":  # integers and booleans cannot hold NaN
             column = self._fit(name, column, np.dtype(float if column.dtype.kind in "iu" else object), at)
         column.buffer[at : at + count] = np.nan
         return column
 
-    def _add_chunk(self, name: str, column: _Column, values: Any, commit: bool) -> None:
+    def _add_chunk(self, name: str, column: _Column, values: Any) -> None:
         import pyarrow as pa
 
         if isinstance(values, pd.Series):
             values = pa.array(values, type=pa.large_string())
         chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-        if not commit:
+        if not self._committing:
             self.scratch[name] = chunks
             return
         column.chunks.extend(chunks)
