@@ -17,7 +17,6 @@ __all__ = [
     "Event",
     "loads",
     "fast_loads",
-    "too_deep",
 ]
 
 try:  # orjson is a dependency; the fallback keeps a broken install usable.
@@ -35,7 +34,7 @@ def loads(data: str | bytes) -> Any:
     try:
         return fast_loads(data)
     except ValueError as exc:
-        if not too_deep(exc):
+        if not _too_deep(exc):
             try:
                 value = json.loads(data)
             except RecursionError:
@@ -64,7 +63,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def too_deep(exc: ValueError) -> bool:
+def _too_deep(exc: ValueError) -> bool:
     """Whether orjson refused a value for its nesting (the standard library would recurse on)."""
     return "depth limit" in str(exc) or "ecursion" in str(exc)
 

@@ -45,15 +45,6 @@ _WIDE = float(2**63)
 _EXACT = 2**53
 
 
-def _utc_index(times_ns: Any) -> pd.DatetimeIndex:
-    index = pd.to_datetime(pd.Series(times_ns, dtype="int64"), unit="ns", utc=True)
-    return pd.DatetimeIndex(index, name=INDEX_NAME)
-
-
-def _empty_frame() -> pd.DataFrame:
-    return pd.DataFrame(index=_utc_index([]))
-
-
 def _unique(names: list[str]) -> list[str]:
     """Column names made unique: a repeat gets ``.1``, ``.2``... (``{"a": {"b": 1}, "a.b": 2}``)."""
     seen: set[str] = set()
