@@ -6,8 +6,11 @@ Routes:
 - ``/ticker?rate=10&count=0&symbols=AAPL,MSFT``: JSON price ticks, ``rate`` per second (0 = as
   fast as possible), ``count`` in all (0 = no end), then a close with 1000. Each tick has
   nested fields: ``{"type": "tick", "seq": 1, "symbol": "AAPL", "price": 101.5,
-  "book": {"bid": 101.49, "ask": 101.51}, "ts": 1764130000.123}``.
-- ``/chat``: every text message is broadcast to every client on ``/chat``, sender included.
+  "book": {"bid": 101.49, "ask": 101.51}, "ts": 1764130000.123}``. Asked for more than it
+  can send, it sends as fast as it can, in batches that leave room for the other clients.
+- ``/chat``: every message is broadcast to every client on ``/chat``, sender included. A client
+  that stops reading does not hold the others up; once ``CHAT_BACKLOG_LIMIT`` bytes wait for it,
+  its connection is cut (it sees 1006).
 - ``/private``: like ``/echo`` but only with the header ``Authorization: Bearer demo-token``
   (otherwise HTTP 401), to practise headers.
 - ``/close?code=4000&reason=bye&after=0``: sends ``after`` messages, then closes with that code.
@@ -29,7 +32,7 @@ import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -39,6 +42,8 @@ __all__ = ["BackgroundServer", "DemoServer", "start", "serve", "run", "ROUTES", 
 ROUTES = ("/echo", "/ticker", "/chat", "/private", "/close", "/drop")
 DEMO_TOKEN = "demo-token"
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "NVDA")
+TICKER_BATCH = 200  # /ticker yields to the loop after at most this many ticks
+CHAT_BACKLOG_LIMIT = 16 * 2**20  # bytes queued for a /chat client that stopped reading; then cut
 
 
 def _query(connection: ServerConnection) -> dict[str, str]:
@@ -94,14 +99,18 @@ class _Demo:
         start = loop.time()
         sent = 0
         while count == 0 or sent < count:
-            due = sent + 1000 if rate <= 0 else int((loop.time() - start) * rate) + 1
+            # At most TICKER_BATCH ticks between two yields to the loop, even when behind
+            # schedule (rate above what the server can send): a backlog written in one go
+            # would starve every other client, and the server's accept too.
+            due = sent + TICKER_BATCH
+            if rate > 0:
+                due = min(due, int((loop.time() - start) * rate) + 1)
             if count:
                 due = min(due, count)
-            batch = []
             for seq in range(sent + 1, due + 1):
                 symbol = symbols[seq % len(symbols)] if symbols else DEFAULT_SYMBOLS[0]
                 price = prices[symbol] = round(prices[symbol] * (1 + rng.gauss(0, 0.001)), 2)
-                batch.append(
+                await connection.send(
                     json.dumps(
                         {
                             "type": "tick",
@@ -114,8 +123,6 @@ class _Demo:
                         separators=(",", ":"),
                     )
                 )
-            for message in batch:
-                await connection.send(message)
             sent = due
             if rate > 0 and (count == 0 or sent < count):
                 await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
@@ -127,9 +134,14 @@ class _Demo:
         self.chat.add(connection)
         try:
             async for message in connection:
+                # broadcast() queues the message on every open client without waiting for any
+                # of them, so a client that stops reading never stalls the room. Nothing else
+                # bounds its queue (keepalive pings wait behind it), so past the limit it is cut.
+                broadcast(self.chat, message)
                 for client in list(self.chat):
-                    with contextlib.suppress(ConnectionClosed):
-                        await client.send(message)
+                    if client.transport.get_write_buffer_size() > CHAT_BACKLOG_LIMIT:
+                        self.chat.discard(client)
+                        client.transport.abort()
         finally:
             self.chat.discard(connection)
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -81,3 +87,126 @@ def test_serve_context_manager_and_loopback_default():
         ws.close()
     with pytest.raises(nbws.ConnectError, match="refused"):
         nbws.connect(url + "/echo").wait_open(5)
+
+
+def test_ticker_over_its_rate_sends_every_tick_in_order(demo):
+    """A rate above what the server can send still gives exactly count ticks, in order, then 1000."""
+    ws = nbws.connect(demo.url + "/ticker?rate=100000&count=3000")
+    closed = threading.Event()
+    codes = []
+    ws.add_event_listener("close", lambda event: (codes.append(event.code), closed.set()))
+    assert closed.wait(10), f"the ticker did not end: {ws.stats['received']} of 3000 ticks"
+    assert [json.loads(m.data)["seq"] for m in ws.messages] == list(range(1, 3001))
+    assert codes == [1000]
+
+
+def test_ticker_backlog_does_not_starve_other_clients():
+    """While /ticker streams a backlog (rate above what it can send), a new client opens and talks."""
+    server = nbws.demo.start()
+    try:
+        flood = nbws.connect(server.url + "/ticker?rate=100000&count=200000").wait_open(5)
+        flood.wait_for_messages(1000, timeout=10)
+        other = nbws.connect(server.url + "/echo").wait_open(timeout=5)
+        other.send("still here")
+        assert other.recv(timeout=5).data == "still here"
+        assert flood.ready_state == nbws.OPEN, "the backlog was over before the test could tell"
+    finally:
+        nbws.close_all()
+        server.close()
+
+
+def _stalled_chat_client(url: str) -> socket.socket:
+    """A raw /chat client: handshake, one hello, then it never reads again (tiny receive buffer)."""
+    parts = urlsplit(url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.settimeout(5)
+    sock.connect((parts.hostname, parts.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /chat HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response and len(response) < 4096:
+        chunk = sock.recv(1)  # one byte at a time: read the response, not the frames after it
+        assert chunk, f"the server closed during the handshake: {response!r}"
+        response += chunk
+    assert response.startswith(b"HTTP/1.1 101"), response
+    payload, mask = b"stalled: hello", os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)  # a masked text frame
+    return sock
+
+
+def _recv_until(ws: nbws.WebSocket, text: str, limit: int, timeout: float) -> None:
+    """Read ``ws`` until the message ``text`` arrives (at most ``limit`` messages, ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    for _ in range(limit):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"{text!r} did not reach {ws.url} within {timeout}s"
+        if ws.recv(timeout=remaining).data == text:
+            return
+    raise AssertionError(f"{text!r} not among {limit} messages to {ws.url}")
+
+
+@pytest.fixture
+def stalled_room() -> Iterator[tuple[nbws.WebSocket, nbws.WebSocket, socket.socket]]:
+    """A /chat room on a server of its own: alice, bob and a raw client that stopped reading."""
+    server = nbws.demo.start()
+    stalled = None
+    try:
+        alice = nbws.connect(server.url + "/chat").wait_open(5)
+        alice.send("alice: hello")
+        _recv_until(alice, "alice: hello", 1, 5)  # its own echo: alice is in the room
+        bob = nbws.connect(server.url + "/chat").wait_open(5)
+        bob.send("bob: hello")
+        _recv_until(bob, "bob: hello", 1, 5)
+        stalled = _stalled_chat_client(server.url)
+        _recv_until(alice, "stalled: hello", 3, 5)  # the stalled client is in the room too
+        _recv_until(bob, "stalled: hello", 2, 5)
+        yield alice, bob, stalled
+    finally:
+        if stalled is not None:
+            stalled.close()
+        nbws.close_all()
+        server.close()
+
+
+def _talk(alice: nbws.WebSocket, bob: nbws.WebSocket) -> None:
+    """Alice sends 16 MiB (more than the kernel buffers a stalled reader), bob answers."""
+    pad = "x" * 2**18
+    for i in range(64):
+        alice.send(f"alice: {i} {pad}")
+    alice.send("alice: done")
+    _recv_until(bob, "alice: done", 70, 15)
+    bob.send("bob: done")
+    _recv_until(alice, "bob: done", 70, 15)
+
+
+def test_chat_client_that_never_reads_does_not_stall_the_room(stalled_room):
+    """With a /chat client that stopped reading, two others still exchange messages."""
+    alice, bob, _ = stalled_room
+    _talk(alice, bob)
+
+
+def test_chat_cuts_a_client_whose_backlog_passes_the_limit(stalled_room, monkeypatch):
+    """A /chat client that stopped reading is cut once CHAT_BACKLOG_LIMIT bytes wait for it."""
+    alice, bob, stalled = stalled_room
+    monkeypatch.setattr(nbws.demo, "CHAT_BACKLOG_LIMIT", 2**20)
+    _talk(alice, bob)
+    # What was queued before the cut reaches the socket, then the end of the stream.
+    received, deadline = 0, time.monotonic() + 15
+    while time.monotonic() < deadline and received < 2**26:
+        try:
+            chunk = stalled.recv(2**20)
+        except ConnectionResetError:
+            break
+        except TimeoutError:
+            raise AssertionError(f"the stalled client was not cut ({received} bytes read)") from None
+        if not chunk:
+            break
+        received += len(chunk)
+    else:
+        raise AssertionError(f"the stalled client was not cut ({received} bytes read)")
+    assert received < 2**24, "the stalled client got all 16 MiB: it was never cut"
