@@ -6,35 +6,52 @@ JSON, closed connection, bad close code) raise ``UsageError``: one line, no trac
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, kwds, magic_arguments
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
-from . import client
-from .errors import ConnectError, NbwsError
+import nbws
+
 from .redact import redact_url
 
-__all__ = ["NbwsMagics", "split_send_line", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "NbwsMagics",
+    "SendLine",
+    "parse_send_line",
+    "parse_json_payload",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
-_JSON_WORDS = {"true", "false", "null"}
+# Bare words json.loads reads as values: never a connection name in %ws_send.
+_JSON_WORDS = frozenset({"true", "false", "null", "NaN", "Infinity"})
+# A JSON string, or one of the constants Python's json reads but JSON.parse refuses.
+_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)', re.DOTALL)
+_JSON_SPACE = " \t\n\r"
 
 
 @contextmanager
-def _usage_errors(verb: str) -> Iterator[None]:
-    """Turn the errors a user can fix into one-line UsageErrors; others keep their traceback."""
+def _usage_errors(verb: str, *also: type[Exception]) -> Iterator[None]:
+    """Turn nbws's own errors into one-line UsageErrors; anything else keeps its traceback.
+
+    nbws's own errors are NbwsError and the TimeoutError of its waits; ``also`` adds the
+    ValueError nbws raises for a bad argument, for the calls that validate arguments.
+    """
     try:
         yield
-    except (ValueError, TypeError, NbwsError, TimeoutError) as exc:
+    except (nbws.NbwsError, TimeoutError, *also) as exc:
         raise UsageError(f"%{verb}: {exc}") from None
 
 
@@ -50,36 +67,52 @@ def parse_argstring(magic: Any, line: str) -> Any:
     return magic.parser.parse_args(argv)
 
 
-def _split_first(text: str) -> tuple[str, str]:
-    parts = text.strip().split(None, 1)
-    return (parts[0], parts[1] if len(parts) > 1 else "") if parts else ("", "")
+class _NotJSON(Exception):
+    """A constant (NaN, Infinity, -Infinity) that Python's json reads and JSON does not have."""
 
 
-def _parse_json(payload: str, verb: str) -> None:
-    """Validate JSON before anything is sent; the error has the parser's message and position."""
-    try:
-        json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"%{verb}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "nothing was sent. Use --text to send it as text."
-        ) from None
+def _refuse_constant(word: str) -> Any:
+    raise _NotJSON(word)
 
 
-def split_send_line(line: str, live: Any = ()) -> tuple[str | None, str, str]:
-    """``[NAME] [--text | --expr] PAYLOAD`` -> (name, "json" | "text" | "expr", payload as typed).
+def parse_json_payload(text: str) -> str:
+    """Check that ``text`` is JSON as a browser's ``JSON.parse`` reads it; return what to send.
 
-    A first word that is an identifier (not a JSON literal) is the name when more follows, or
-    when it names a live connection in ``live``.
+    Returns ``text`` without surrounding whitespace. Raises ``ValueError`` with a one-line
+    message saying what is wrong and where (``not valid JSON (Expecting value at line 1 column
+    8)``). ``NaN``, ``Infinity`` and ``-Infinity`` are refused: Python's json accepts them,
+    JSON (and so every browser and most servers) does not.
     """
-    name = None
-    first, rest = _split_first(line)
-    if _IDENTIFIER.fullmatch(first) and first not in _JSON_WORDS and (rest or first in live):
-        name, (first, rest) = first, _split_first(rest)
-    if first in ("--text", "--expr"):
-        return name, first[2:], rest
-    payload = line.strip() if name is None else line.strip()[len(name) :].strip()
-    return name, "json", payload
+    try:
+        json.loads(text, parse_constant=_refuse_constant, parse_int=len, parse_float=len)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except _NotJSON as exc:
+        # Everything before it parsed, so the first constant outside a string is the one.
+        at = next(m.start(1) for m in _STRING_OR_CONSTANT.finditer(text) if m.group(1))
+        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        raise ValueError(
+            f"not valid JSON ({exc} at line {line} column {column}: JSON has no NaN or Infinity; "
+            "use null or a string)"
+        ) from None
+    except RecursionError:
+        raise ValueError("too deeply nested to check as JSON") from None
+    return text.strip(_JSON_SPACE)
+
+
+def _connection_name(word: str) -> str:
+    """argparse type of %ws_send's NAME: an identifier that is not a JSON word."""
+    if not _IDENTIFIER.fullmatch(word) or word in _JSON_WORDS:
+        raise argparse.ArgumentTypeError(f"{word!r} is not a connection name")
+    return word
+
+
+class SendLine(NamedTuple):
+    """A parsed ``%ws_send`` line: the connection, "json" | "text" | "expr", the payload as typed."""
+
+    name: str | None
+    mode: str
+    payload: str
 
 
 @magics_class
@@ -88,18 +121,18 @@ class NbwsMagics(Magics):
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        self.last: client.WebSocket | None = None
+        self.last: nbws.WebSocket | None = None
 
     # -- finding the connection --------------------------------------------------------------
 
-    def _connection(self, name: str | None, verb: str) -> client.WebSocket:
+    def _connection(self, name: str | None, verb: str) -> nbws.WebSocket:
         """The connection called ``name``; without a name, the only live one (or the last made)."""
-        live = client.connections()
+        live = nbws.connections()
         if name:
             ws = live.get(name)
             if ws is None:
                 bound = self.shell.user_ns.get(name)
-                if isinstance(bound, client.WebSocket):
+                if isinstance(bound, nbws.WebSocket):
                     return bound  # a closed connection still has its frame and messages
                 known = ", ".join(sorted(live)) or "none open"
                 raise UsageError(f"%{verb}: no connection named {name!r} (open: {known})")
@@ -149,8 +182,8 @@ class NbwsMagics(Magics):
                     f"header {number} has no 'Key:'"
                 )
             headers.append((key.strip(), value.strip()))
-        with _usage_errors("ws_connect"):
-            ws = client.connect(
+        with _usage_errors("ws_connect", ValueError):
+            ws = nbws.connect(
                 args.url,
                 name=args.name,
                 headers=headers,
@@ -162,7 +195,7 @@ class NbwsMagics(Magics):
         self.last = ws
         try:
             ws.wait_open()
-        except ConnectError as exc:
+        except nbws.ConnectError as exc:
             if not args.reconnect:
                 raise UsageError(f"%ws_connect: {exc}") from None
             print(f"%ws_connect: {exc}")
@@ -172,28 +205,45 @@ class NbwsMagics(Magics):
     @no_var_expand
     @line_cell_magic
     @magic_arguments()
-    @kwds(
-        usage="ws_send [NAME] [--text | --expr EXPR] PAYLOAD\n"
-        "  %%%%ws_send [NAME] [--text]    (sends the cell body)"
+    @argument(
+        "name",
+        nargs="?",
+        type=_connection_name,
+        metavar="NAME",
+        help="connection, first if given (optional when only one is open)",
     )
-    @argument("name", nargs="?", help="connection (optional when only one is open)")
-    @argument("--text", action="store_true", help="send the payload as raw text, not JSON")
-    @argument("--expr", metavar="EXPR", help="send the value of a Python expression as JSON")
-    @argument("payload", nargs="*", help="JSON to send, taken literally ({...} is never expanded)")
+    @argument(
+        "--text",
+        nargs=argparse.REMAINDER,
+        help="send the rest of the line (or with %%%%ws_send the cell body) as raw text, unchecked",
+    )
+    @argument(
+        "--expr",
+        nargs=argparse.REMAINDER,
+        help="evaluate the rest of the line as a Python expression and send its value as JSON",
+    )
+    @argument(
+        "payload",
+        nargs="*",
+        metavar="PAYLOAD",
+        help="JSON to send: the rest of the line exactly as typed ({...} and $x are never expanded), "
+        "checked before sending; with %%%%ws_send, the cell body",
+    )
     def ws_send(self, line: str, cell: str | None = None) -> None:
         """Send JSON (checked before sending), raw text with --text, or a Python value with --expr.
 
-        ``%ws_send [NAME] [--text | --expr EXPR] PAYLOAD``; the payload is the rest of the line,
-        exactly as typed. ``%%ws_send [NAME] [--text]`` sends the cell body.
+        ``%ws_send [NAME] PAYLOAD``, ``%ws_send [NAME] --text TEXT``, ``%ws_send [NAME] --expr EXPR``:
+        the payload is the rest of the line, exactly as typed. ``%%ws_send [NAME] [--text]``
+        sends the cell body.
         """
-        name, mode, payload = split_send_line(line, client.connections())
+        name, mode, payload = parse_send_line(line)
         if cell is not None:
-            if payload.strip():
+            if mode == "expr":
+                raise UsageError("%%ws_send: --expr is for the line magic: %ws_send --expr EXPR")
+            if payload:
                 raise UsageError(
                     "%%ws_send: the cell body is the payload; the line takes only NAME and --text"
                 )
-            if mode == "expr":
-                raise UsageError("%%ws_send: --expr is for the line magic: %ws_send --expr EXPR")
             payload = cell[:-1] if cell.endswith("\n") else cell
         if not payload.strip() and mode != "text":
             raise UsageError("%ws_send: nothing to send; usage: %ws_send [NAME] PAYLOAD")
@@ -201,10 +251,20 @@ class NbwsMagics(Magics):
             try:
                 value = self.shell.ev(payload)
             except Exception as exc:  # noqa: BLE001 - the user's expression: say what failed
-                raise UsageError(f"%ws_send: --expr {payload.strip()!r} failed: {exc!r}") from None
+                raise UsageError(f"%ws_send: --expr {payload!r} failed: {exc!r}") from None
+            try:
+                _json_value_check(value)
+            except TypeError as exc:  # only the value's own check is in this try
+                raise UsageError(
+                    f"%ws_send: --expr {payload!r} is not a value JSON can hold ({exc}); nothing was sent"
+                ) from None
         elif mode == "json":
-            _parse_json(payload, "ws_send")
-            payload = payload.strip()  # sent as typed, once known to be JSON
+            try:
+                payload = parse_json_payload(payload)
+            except ValueError as exc:
+                raise UsageError(
+                    f"%ws_send: {exc}; nothing was sent. Use --text to send it as text."
+                ) from None
         ws = self._connection(name, "ws_send")
         with _usage_errors("ws_send"):
             if mode == "expr":
@@ -225,7 +285,7 @@ class NbwsMagics(Magics):
         """
         args = parse_argstring(self.ws_wait, line)
         ws = self._connection(args.name, "ws_wait")
-        with _usage_errors("ws_wait"):
+        with _usage_errors("ws_wait", ValueError):
             ws.wait_for_messages(args.count, timeout=args.timeout)
 
     @line_magic
@@ -242,7 +302,7 @@ class NbwsMagics(Magics):
         """Return a DataFrame of the open connections: name, url, state, received, sent, msgs/s."""
         parse_argstring(self.ws_list, line)
         rows = []
-        for name, ws in client.connections().items():
+        for name, ws in nbws.connections().items():
             stats = ws.stats
             rows.append(
                 {
@@ -266,11 +326,11 @@ class NbwsMagics(Magics):
     def ws_close(self, line: str) -> None:
         """Close a connection (or all with --all); waits until it is closed."""
         args = parse_argstring(self.ws_close, line)
-        with _usage_errors("ws_close"):
+        with _usage_errors("ws_close", ValueError):
             if args.all:
                 if args.name:
                     raise UsageError("%ws_close: give a NAME or --all, not both")
-                client.close_all(args.code, args.reason)
+                nbws.close_all(args.code, args.reason)
             else:
                 self._connection(args.name, "ws_close").close(args.code, args.reason)
 
@@ -283,6 +343,46 @@ class NbwsMagics(Magics):
         display(self._connection(args.name, "ws_panel"))
 
 
+_WORD = re.compile(r"\S+")
+
+
+def parse_send_line(line: str) -> SendLine:
+    """Parse ``%ws_send``'s line with the parser it declares, the one ``%ws_send?`` shows.
+
+    The payload starts at the first word that parser does not take as NAME or an option (the
+    words --text and --expr take are already the payload), and is the rest of the line exactly
+    as typed. So JSON keeps its quotes, braces and spaces: only NAME and the options go through
+    the parser, never the payload.
+    """
+    parser = NbwsMagics.ws_send.parser
+    words = list(_WORD.finditer(line))
+    args = parser.parse_args([])
+    taken = 0  # words the parser took as NAME or an option
+    at = len(line)  # where the payload starts
+    while taken < len(words):  # at most NAME and one option: three rounds
+        word = words[taken]
+        try:
+            longer = parser.parse_args([w.group() for w in words[: taken + 1]])
+        except UsageError:  # not NAME nor an option (a JSON word, an unknown -x): the payload
+            at = word.start()
+            break
+        if longer.payload or longer.text or longer.expr:
+            at = word.start()
+            if args.text is None and args.expr is None and not longer.payload:
+                args = longer  # --text=TEXT or --expr=EXPR: the payload starts after the "="
+                at += word.group().index("=") + 1
+            break
+        args, taken = longer, taken + 1
+    payload = line[at:].rstrip()
+    mode = "text" if args.text is not None else "expr" if args.expr is not None else "json"
+    return SendLine(args.name, mode, payload)
+
+
+def _json_value_check(value: Any) -> None:
+    """Raise TypeError if JSON cannot hold ``value`` as ``send_json`` encodes it (orjson, same options)."""
+    orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbws``: register the %ws_* magics (loading twice is harmless)."""
     ipython.register_magics(NbwsMagics(ipython))
@@ -290,4 +390,4 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext nbws``: close every connection."""
-    client.close_all()
+    nbws.close_all()
