@@ -10,11 +10,22 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["get_loop", "in_loop_thread", "submit", "call_soon", "shutdown"]
+__all__ = [
+    "get_loop",
+    "in_loop_thread",
+    "submit",
+    "call_soon",
+    "spawn",
+    "on_shutdown",
+    "on_death",
+    "shutdown",
+]
 
 T = TypeVar("T")
 
@@ -22,6 +33,9 @@ _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 _before_shutdown: list[Callable[[], None]] = []
+_on_death: list[Callable[[BaseException], None]] = []
+# Tasks started with spawn(): asyncio keeps only weak references to running tasks.
+_tasks: set[asyncio.Task] = set()
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
@@ -48,11 +62,42 @@ def _run(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
     loop.call_soon(started.set)
     try:
         loop.run_forever()
+    except BaseException as exc:  # noqa: BLE001 - SystemExit or a bug in a callback: say so, everywhere
+        _died(exc)  # the hooks abort this loop's connections, from this thread
+        try:  # let the aborted transports close their sockets; the connections are CLOSED by now
+            loop.run_until_complete(asyncio.sleep(0.01))
+        except BaseException:  # noqa: BLE001 - dying anyway
+            traceback.print_exc()
     finally:
         try:
+            _cancel_pending(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still running (a close handshake a peer never answers) and let them
+    unwind, so that no generator is torn down mid-step."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+
+
+def _died(exc: BaseException) -> None:
+    """The loop stopped on an exception: print it, and let every connection report it."""
+    global _loop, _thread
+    with _lock:
+        _loop = _thread = None  # the next get_loop() starts a new thread
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    print(f"nbws: the loop thread died ({exc!r}); open connections again", file=sys.stderr)
+    for fn in list(_on_death):
+        try:
+            fn(exc)
+        except Exception:  # noqa: BLE001 - report what can be reported
+            traceback.print_exc()
 
 
 def in_loop_thread() -> bool:
@@ -68,6 +113,20 @@ def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
 def call_soon(fn: Callable[..., Any], *args: Any) -> None:
     """Run ``fn(*args)`` on the loop thread soon (thread-safe)."""
     get_loop().call_soon_threadsafe(fn, *args)
+
+
+def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+    """Start ``coro`` as a task on the loop thread (call there), keeping it alive until done."""
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
+
+
+def on_death(fn: Callable[[BaseException], None]) -> None:
+    """Register ``fn(exc)`` to run in the dying thread if the loop thread dies on ``exc``; its loop
+    is stopped (not closed) then, so ``fn`` may act on the loop's objects directly."""
+    _on_death.append(fn)
 
 
 def on_shutdown(fn: Callable[[], None]) -> None:

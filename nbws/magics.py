@@ -7,14 +7,12 @@ JSON, closed connection, bad close code) raise ``UsageError``: one line, no trac
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-import orjson
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
@@ -23,6 +21,7 @@ from IPython.display import display
 
 import nbws
 
+from .jsontext import dumps, parse_json_payload
 from .redact import redact_url
 
 __all__ = [
@@ -37,9 +36,6 @@ __all__ = [
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 # Bare words json.loads reads as values: never a connection name in %ws_send.
 _JSON_WORDS = frozenset({"true", "false", "null", "NaN", "Infinity"})
-# A JSON string, or one of the constants Python's json reads but JSON.parse refuses.
-_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)', re.DOTALL)
-_JSON_SPACE = " \t\n\r"
 
 
 @contextmanager
@@ -65,39 +61,6 @@ def parse_argstring(magic: Any, line: str) -> Any:
     except ValueError as exc:
         raise UsageError(f"%{magic.__name__}: {exc} in {line.strip()!r}") from None
     return magic.parser.parse_args(argv)
-
-
-class _NotJSON(Exception):
-    """A constant (NaN, Infinity, -Infinity) that Python's json reads and JSON does not have."""
-
-
-def _refuse_constant(word: str) -> Any:
-    raise _NotJSON(word)
-
-
-def parse_json_payload(text: str) -> str:
-    """Check that ``text`` is JSON as a browser's ``JSON.parse`` reads it; return what to send.
-
-    Returns ``text`` without surrounding whitespace. Raises ``ValueError`` with a one-line
-    message saying what is wrong and where (``not valid JSON (Expecting value at line 1 column
-    8)``). ``NaN``, ``Infinity`` and ``-Infinity`` are refused: Python's json accepts them,
-    JSON (and so every browser and most servers) does not.
-    """
-    try:
-        json.loads(text, parse_constant=_refuse_constant, parse_int=len, parse_float=len)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except _NotJSON as exc:
-        # Everything before it parsed, so the first constant outside a string is the one.
-        at = next(m.start(1) for m in _STRING_OR_CONSTANT.finditer(text) if m.group(1))
-        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
-        raise ValueError(
-            f"not valid JSON ({exc} at line {line} column {column}: JSON has no NaN or Infinity; "
-            "use null or a string)"
-        ) from None
-    except RecursionError:
-        raise ValueError("too deeply nested to check as JSON") from None
-    return text.strip(_JSON_SPACE)
 
 
 def _connection_name(word: str) -> str:
@@ -253,8 +216,8 @@ class NbwsMagics(Magics):
             except Exception as exc:  # noqa: BLE001 - the user's expression: say what failed
                 raise UsageError(f"%ws_send: --expr {payload!r} failed: {exc!r}") from None
             try:
-                _json_value_check(value)
-            except TypeError as exc:  # only the value's own check is in this try
+                payload = dumps(value)  # send_json's own encoding, so the check cannot drift
+            except TypeError as exc:  # only the encoding is in this try
                 raise UsageError(
                     f"%ws_send: --expr {payload!r} is not a value JSON can hold ({exc}); nothing was sent"
                 ) from None
@@ -267,10 +230,7 @@ class NbwsMagics(Magics):
                 ) from None
         ws = self._connection(name, "ws_send")
         with _usage_errors("ws_send"):
-            if mode == "expr":
-                ws.send_json(value)
-            else:
-                ws.send(payload)
+            ws.send(payload)
 
     @line_magic
     @magic_arguments()
@@ -376,11 +336,6 @@ def parse_send_line(line: str) -> SendLine:
     payload = line[at:].rstrip()
     mode = "text" if args.text is not None else "expr" if args.expr is not None else "json"
     return SendLine(args.name, mode, payload)
-
-
-def _json_value_check(value: Any) -> None:
-    """Raise TypeError if JSON cannot hold ``value`` as ``send_json`` encodes it (orjson, same options)."""
-    orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
 def load_ipython_extension(ipython: Any) -> None:

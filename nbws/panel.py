@@ -13,13 +13,14 @@ import html
 import json
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import ipywidgets as widgets
 
 from . import client
 from . import loop as nbws_loop
+from .jsontext import parse_json_payload
 from .redact import redact_url
 
 __all__ = ["Panel", "MAX_UPDATES_PER_SECOND", "TICK_SECONDS"]
@@ -71,7 +72,7 @@ def _human_bytes(n: int) -> str:
 
 
 def _clock(time_ns: int) -> str:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def describe(data: str | bytes) -> str:
@@ -147,6 +148,8 @@ class Panel(widgets.VBox):
             [self.status, controls, self.body, sender, self.send_status],
             layout=widgets.Layout(border="1px solid #ccc", padding="6px", width="100%"),
         )
+        # Redraw on every state change: a reopened connection restarts the stopped timer.
+        ws.add_state_hook(self.refresh)
         self.refresh()
 
     def __repr__(self) -> str:
@@ -163,7 +166,7 @@ class Panel(widgets.VBox):
 
     def clear(self) -> None:
         """Empty the view of messages (the connection keeps everything it received)."""
-        self._cleared = (self.ws._store.received, time.time_ns())
+        self._cleared = (self.ws.stats["received"], time.time_ns())
         self._frozen = None
         self.refresh()
 
@@ -172,11 +175,9 @@ class Panel(widgets.VBox):
         text = self.editor.value
         if as_json:
             try:
-                json.loads(text)
-            except json.JSONDecodeError as exc:
-                self._say(
-                    f"Not sent: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", error=True
-                )
+                text = parse_json_payload(text)  # as JSON.parse reads it: no NaN, no Infinity
+            except ValueError as exc:
+                self._say(f"Not sent: {exc}", error=True)
                 return
         try:
             self.ws.send(text)
@@ -238,7 +239,7 @@ class Panel(widgets.VBox):
         ws = self.ws
         state = ws.ready_state
         if state == client.CLOSED:
-            close = ws._close_event
+            close = ws.close_event
             if close is None:
                 return "closed", "closed"
             reason = f" {close.reason}" if close.reason else ""
@@ -282,14 +283,12 @@ class Panel(widgets.VBox):
         if self.paused and self._frozen is not None:
             return self._frozen
         ws = self.ws
-        store = ws._store
-        received = store.received
         cleared_seq, cleared_ns = self._cleared
-        start = max(cleared_seq, received - self.log_size)
         entries = [
-            (e.received_at.timestamp() * 1e9, ("in", e.seq), e.data) for e in store.events(start, received)
+            (e.received_at.timestamp() * 1e9, ("in", e.seq), e.data)
+            for e in ws.recent(self.log_size, after=cleared_seq)
         ]
-        sent = [(t, data) for t, data in list(ws._outbox) if t > cleared_ns][-self.log_size :]
+        sent = ws.recent_sent(self.log_size, after_ns=cleared_ns)
         entries += [(t, ("out", i), data) for i, (t, data) in enumerate(sent)]
         entries.sort(key=lambda entry: entry[0])
         entries = entries[-self.log_size :]
@@ -306,7 +305,7 @@ class Panel(widgets.VBox):
             keep = {key for _, key, _ in entries}
             self._rendered = {k: v for k, v in cache.items() if k in keep}
         log = "".join(rendered) or '<div class="nbws-empty">no messages yet</div>'
-        tail = store.tail(TAIL_ROWS)
+        tail = ws.tail(TAIL_ROWS)
         table = ""
         if len(tail.columns):
             tail.index = tail.index.strftime("%H:%M:%S.%f").str[:-3].rename("received_at (UTC)")

@@ -13,6 +13,7 @@ import time
 import pytest
 
 import nbws
+import nbws.dispatch
 from nbws import CLOSED, CLOSING, CONNECTING, OPEN
 
 from recording import Recorder, wait_for
@@ -413,7 +414,7 @@ def test_listener_that_raises_does_not_stop_the_stream(demo, capsys):
     assert "broken" in errors[0].message
     err = capsys.readouterr().err
     assert "RuntimeError: bug on 0" in err
-    assert err.count("Traceback") == nbws.client.PRINTED_LISTENER_FAILURES
+    assert err.count("Traceback") == nbws.dispatch.PRINTED_LISTENER_FAILURES
     assert "further failures of this listener are counted" in err
     assert ws.ready_state == OPEN
 

@@ -23,24 +23,33 @@ from kernel import Kernel
 
 def test_one_daemon_thread_shared_by_all_connections(demo):
     """Connections share one daemon loop thread that is not the caller's thread."""
-    a = nbws.connect(demo.url + "/echo").wait_open(5)
-    b = nbws.connect(demo.url + "/echo").wait_open(5)
+    seen = queue.Queue()
+
+    def where(event):
+        seen.put((threading.current_thread(), asyncio.get_running_loop()))
+
+    for _ in range(2):
+        nbws.connect(demo.url + "/echo").add_event_listener("open", where)
+    (thread_a, loop_a), (thread_b, loop_b) = seen.get(timeout=5), seen.get(timeout=5)
     threads = [t for t in threading.enumerate() if t.name == "nbws-loop"]
-    assert len(threads) == 1
+    assert threads == [thread_a] == [thread_b]
     assert threads[0].daemon
-    assert a._task.get_loop() is b._task.get_loop() is nbws.loop.get_loop()
+    assert loop_a is loop_b is nbws.loop.get_loop()
 
 
 def test_never_the_callers_event_loop(demo):
     """Connecting from async code does not put the connection on the caller's loop."""
 
+    seen = queue.Queue()
+
     async def main():
         ws = nbws.connect(demo.url + "/echo")
+        ws.add_event_listener("open", lambda event: seen.put(asyncio.get_running_loop()))
         return ws, asyncio.get_running_loop()
 
     ws, caller_loop = asyncio.run(main())
     ws.wait_open(5)
-    assert ws._task.get_loop() is not caller_loop
+    assert seen.get(timeout=5) is not caller_loop
     ws.send("still works after the caller's loop is gone")
     assert ws.recv(timeout=5).data.startswith("still works")
 
@@ -209,20 +218,24 @@ def recording_demo() -> Iterator[RecordingDemo]:
     server.close()
 
 
-def _silent_port(servers) -> tuple[int, queue.Queue]:
-    """A TCP port that accepts and never answers the handshake; the queue gets what the client
-    sent once it hung up (EOF), or None if it was still connected after 60 s."""
+def _silent_port(servers) -> tuple[int, queue.Queue, threading.Event]:
+    """A TCP port that accepts and never answers the handshake; the event is set once the
+    client's request arrived; the queue gets what the client sent after that once it hung up
+    (EOF), or None if it was still connected after 60 s."""
     hung_up: queue.Queue[bytes | None] = queue.Queue()
+    requested = threading.Event()
 
     async def on_connect(reader, writer):
         try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+            requested.set()
             hung_up.put(await asyncio.wait_for(reader.read(), 60))
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             hung_up.put(None)
         finally:
             writer.close()
 
-    return servers.tcp(on_connect), hung_up
+    return servers.tcp(on_connect), hung_up, requested
 
 
 EXIT_SCRIPT = """
@@ -237,6 +250,7 @@ stream = nbws.connect(sys.argv[1] + "/ticker?rate=100", name="stream").wait_open
 stream.wait_for_messages(5, timeout=10)
 stuck = nbws.connect(f"ws://127.0.0.1:{sys.argv[2]}/", name="stuck", open_timeout=60)  # never answered
 print("states:", stream.ready_state.name, stuck.ready_state.name, flush=True)
+sys.stdin.readline()  # the test answers once the stuck handshake's request has arrived
 """
 
 
@@ -244,13 +258,17 @@ print("states:", stream.ready_state.name, stuck.ready_state.name, flush=True)
 def test_script_exit_with_a_stream_and_a_pending_handshake(recording_demo, servers):
     """A script that ends with a stream open and a handshake pending exits at once with 0, no
     traceback and no thread left; the server gets a close frame and the silent port an EOF."""
-    port, hung_up = _silent_port(servers)
-    run = subprocess.run(
+    port, hung_up, requested = _silent_port(servers)
+    script = subprocess.Popen(
         [sys.executable, "-c", EXIT_SCRIPT, recording_demo.url, str(port)],
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=20,  # a bound on a hang, not a speed target
     )
+    assert requested.wait(20)
+    stdout, stderr = script.communicate("go\n", timeout=20)  # a bound on a hang, not a speed target
+    run = subprocess.CompletedProcess(script.args, script.returncode, stdout, stderr)
     print(f"\nexit code {run.returncode}\nstdout: {run.stdout!r}\nstderr: {run.stderr!r}")
     assert run.returncode == 0, run.stderr
     # No traceback, no "Task was destroyed" or "Exception ignored", and nothing about the
@@ -260,14 +278,14 @@ def test_script_exit_with_a_stream_and_a_pending_handshake(recording_demo, serve
     ended = recording_demo.ended.get(timeout=10)
     print("the server saw the stream end with:", ended)
     assert ended in (("/ticker", 1000, ""), ("/ticker", 1001, ""))
-    assert hung_up.get(timeout=10).startswith(b"GET / HTTP/1.1")  # then the pending handshake hung up
+    assert hung_up.get(timeout=10) == b""  # then the pending handshake hung up
 
 
 @pytest.mark.timeout(120)
 def test_kernel_shutdown_closes_connections(recording_demo, servers, tmp_path, capfd):
     """A kernel shut down (not killed) with a stream open and a handshake pending: the process
     ends by itself, nbws's exit handler closes the stream with a close frame and joins its thread."""
-    port, hung_up = _silent_port(servers)
+    port, hung_up, requested = _silent_port(servers)
     report = tmp_path / "at-exit.txt"
     ticker = recording_demo.url + "/ticker?rate=100"
     kernel = Kernel(tmp_path)
@@ -285,6 +303,7 @@ def test_kernel_shutdown_closes_connections(recording_demo, servers, tmp_path, c
             "print(stream.ready_state.name, stuck.ready_state.name)"
         )
         assert out.split() == ["OPEN", "CONNECTING"]
+        assert requested.wait(20)
     finally:
         kernel.shutdown()  # shutdown_kernel(now=False): a shutdown request, SIGKILL only after 5 s
     assert not kernel.manager.is_alive()
@@ -300,4 +319,4 @@ def test_kernel_shutdown_closes_connections(recording_demo, servers, tmp_path, c
     with capfd.disabled():
         print("the server saw the stream end with:", ended)
     assert ended in (("/ticker", 1000, ""), ("/ticker", 1001, ""))
-    assert hung_up.get(timeout=10).startswith(b"GET / HTTP/1.1")
+    assert hung_up.get(timeout=10) == b""

@@ -371,7 +371,7 @@ def test_parse_json_payload_refuses_what_is_not_json(text, message):
     [
         ("nbws.WebSocket.send", '%ws_send feed {"a": 1}', "TypeError"),
         ("nbws.WebSocket.send", "%ws_send feed --text hi", "ValueError"),
-        ("nbws.WebSocket.send_json", "%ws_send feed --expr [1]", "TypeError"),
+        ("nbws.WebSocket.send", "%ws_send feed --expr [1]", "TypeError"),
         ("nbws.WebSocket.wait_for_messages", "%ws_wait feed --timeout 5", "TypeError"),
         ("nbws.WebSocket.wait_for_messages", "%ws_wait feed --timeout 5", "KeyError"),
         ("nbws.WebSocket.close", "%ws_close feed", "TypeError"),

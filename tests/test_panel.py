@@ -103,7 +103,10 @@ def test_send_box_validates_json_before_sending(echo):
     panel = echo.panel()
     panel.editor.value = '{"op": subscribe}'
     panel.send_json_button.click()
-    assert "Not sent: invalid JSON (Expecting value at line 1 column 8)" in panel.send_status.value
+    assert "Not sent: not valid JSON (Expecting value at line 1 column 8)" in panel.send_status.value
+    panel.editor.value = '{"price": NaN}'  # Python's json reads it; JSON.parse does not
+    panel.send_json_button.click()
+    assert "JSON has no NaN or Infinity" in panel.send_status.value
     assert echo.stats["sent"] == 0
     panel.editor.value = '{"op": "subscribe"}'
     panel.send_json_button.click()

@@ -1,0 +1,221 @@
+"""The transport adapter for websockets: handshakes, the receive loop, closing, and what went wrong.
+
+It turns websockets' objects and exceptions into what the connection's state machine takes: a
+``Failure`` for a failed handshake (with whether a retry may help), a ``CloseEvent`` (plus an
+``ErrorEvent`` when the connection failed) for a connection that ended. Messages go straight
+into the store: that loop is the per-message hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl as ssl_module
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.client import process_exception as websockets_verdict
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from .errors import ConnectError, ConnectionClosedError
+from .events import CloseEvent, ErrorEvent
+from .redact import redact_text
+from .state import Failure
+
+__all__ = ["MAX_MESSAGE_SIZE", "CLOSE_TIMEOUT", "Options", "WebsocketsTransport", "describe_connect_failure"]
+
+# Browsers have no message size limit; websockets' 1 MiB default cuts off real snapshots.
+MAX_MESSAGE_SIZE = 64 * 2**20
+# Longest wait for the peer's answer to our close frame.
+CLOSE_TIMEOUT = 10.0
+# HTTP statuses on the upgrade that are worth retrying (websockets retries 500, 502-504 too).
+RETRY_HTTP_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Close codes our side sends when it fails the connection (protocol error, bad data, too big).
+FAILURE_CODES = frozenset({1002, 1003, 1007, 1009, 1011})
+# Messages received between two yields of the GIL (see ``receive``).
+YIELD_EVERY = 512
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a handshake needs; ``shown`` is the URL without secrets, ``secrets`` what to mask."""
+
+    url: str
+    shown: str
+    headers: list[tuple[str, str]]
+    subprotocols: list[str] | None
+    open_timeout: float | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    max_size: int | None
+    ssl: ssl_module.SSLContext | None
+    secrets: Iterable[str] = ()
+
+
+class WebsocketsTransport:
+    """Opens, feeds and closes connections with websockets' asyncio client (loop thread only)."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    async def open(self) -> Any:
+        """The handshake; returns the open connection or raises what websockets raised."""
+        o = self.options
+        kwargs: dict[str, Any] = {} if o.ssl is None else {"ssl": o.ssl}
+        return await ws_connect(
+            o.url,
+            additional_headers=o.headers or None,
+            subprotocols=o.subprotocols,
+            open_timeout=o.open_timeout,
+            ping_interval=o.ping_interval,
+            ping_timeout=o.ping_timeout,
+            # A peer that does not answer pings within ping_timeout will not answer a close either.
+            close_timeout=min(CLOSE_TIMEOUT, o.ping_timeout or CLOSE_TIMEOUT),
+            max_size=o.max_size,
+            **kwargs,
+        )
+
+    @staticmethod
+    def subprotocol(conn: Any) -> str:
+        return conn.subprotocol or ""
+
+    def failure(self, exc: BaseException) -> Failure:
+        """What a failed handshake means for the user and whether retrying may help.
+
+        Retried: network errors, timeouts, HTTP 408/429/500/502/503/504. Not retried: other HTTP
+        statuses (401, 403, 404...), TLS failures, servers that are not WebSocket servers.
+        """
+        if isinstance(exc, ssl_module.SSLError):
+            retryable = False
+        elif isinstance(exc, InvalidStatus):
+            retryable = exc.response.status_code in RETRY_HTTP_STATUSES
+        elif isinstance(exc, Exception):
+            retryable = websockets_verdict(exc) is None  # it may return another exception: fatal
+        else:
+            retryable = False
+        o = self.options
+        message = describe_connect_failure(exc, o.shown, o.open_timeout)
+        message = redact_text(message, o.secrets)  # a library's text may quote a header
+        status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
+        error = ConnectError(message, url=o.url, status=status)
+        error.__cause__ = None if isinstance(exc, asyncio.CancelledError) else exc
+        return Failure(message, error, retryable)
+
+    @staticmethod
+    async def receive(conn: Any, store: Any, dispatcher: Any, readers: Any) -> None:
+        """Receive until the connection ends: a store append, a counter and two flag checks per
+        message; listeners and blocked readers only when there are any."""
+        recv = conn.recv
+        append = store.append
+        now_ns = time.time_ns
+        let_others_run = time.sleep
+        count = 0
+        try:
+            while True:
+                data = await recv()
+                t = now_ns()
+                append(data, t)
+                count += 1
+                if not count % YIELD_EVERY:
+                    # A fast stream would hold the GIL for whole switch intervals (5 ms) at a
+                    # time, so the kernel's threads wait ~5 ms per step of every cell; yielding
+                    # every 512 messages (about 3 ms at full speed) keeps cells responsive.
+                    let_others_run(0)
+                if dispatcher.wants_messages:
+                    dispatcher.message(data, store.received - 1, t)
+                if readers.waiting:
+                    readers.wake()
+        except ConnectionClosed:
+            pass
+
+    @staticmethod
+    async def send(conn: Any, data: str | bytes) -> bool:
+        """Send one message; False if the connection closed first."""
+        try:
+            await conn.send(data)
+        except ConnectionClosed:
+            return False
+        return True
+
+    @staticmethod
+    async def close(conn: Any, code: int, reason: str) -> None:
+        await conn.close(code, reason)
+
+    @staticmethod
+    async def wait_closed(conn: Any) -> None:
+        await conn.wait_closed()
+
+    @staticmethod
+    def abort(conn: Any) -> None:
+        conn.transport.abort()
+
+    def outcome(self, conn: Any) -> tuple[CloseEvent, ErrorEvent | None]:
+        """websockets' record of the closing handshake as the browser's close event, plus an
+        error event when the connection failed (dropped, or failed by us: 1009 too big...)."""
+        protocol = conn.protocol
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        shown = self.options.shown
+        if sent is not None and not protocol.close_rcvd_then_sent and sent.code in FAILURE_CODES:
+            code = int(sent.code)
+            message = f"nbws closed {shown} with {code}: {self._failure_text(code, sent.reason)}"
+            close = CloseEvent(code, sent.reason, False)
+        elif rcvd is None:
+            message = f"connection to {shown} was lost without a close frame"
+            close = CloseEvent(1006, "", False)
+        else:
+            return CloseEvent(int(rcvd.code), rcvd.reason, True), None
+        return close, ErrorEvent(
+            ConnectionClosedError(message, code=close.code, reason=close.reason), message
+        )
+
+    def _failure_text(self, code: int, reason: str) -> str:
+        """Why nbws failed the connection, and what the user can do."""
+        o = self.options
+        if code == 1009:
+            limit = "no limit" if o.max_size is None else f"max_size={o.max_size:,} bytes"
+            return (
+                f"a message was larger than {limit} allows ({reason}); "
+                "connect with a larger max_size= (or None for no limit)"
+            )
+        if code == 1007:
+            return "the server sent a text message that is not valid UTF-8"
+        if code == 1011 and "keepalive" in reason:
+            return (
+                f"no answer to a ping within ping_timeout={o.ping_timeout}s: the server or "
+                "the network stalled"
+            )
+        return f"the server broke the WebSocket protocol ({reason})"
+
+
+def describe_connect_failure(exc: BaseException, url: str, open_timeout: float | None) -> str:
+    """One line that says why the handshake failed and what to try."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'wss' else 80)}"
+    if isinstance(exc, InvalidStatus):
+        r = exc.response
+        return f"server at {url} refused the WebSocket upgrade with HTTP {r.status_code} {r.reason_phrase}"
+    if isinstance(exc, ssl_module.SSLCertVerificationError):
+        return (
+            f"TLS certificate of {where} failed verification ({exc.verify_message}); "
+            "pass ssl= with an SSLContext that trusts it"
+        )
+    if isinstance(exc, ssl_module.SSLError) or (
+        parts.scheme == "wss" and isinstance(exc, ConnectionResetError)
+    ):
+        reason = getattr(exc, "reason", None) or "the server closed the connection"
+        return f"TLS handshake with {where} failed ({reason}); is it a ws:// server rather than wss://?"
+    if isinstance(exc, InvalidHandshake):
+        return f"{url} did not answer with a WebSocket handshake ({exc}); is it a WebSocket endpoint?"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host {parts.hostname!r}; check the URL"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {where}; is the server running?"
+    if isinstance(exc, TimeoutError):
+        return f"no WebSocket handshake from {where} within open_timeout={open_timeout}s"
+    if isinstance(exc, OSError):
+        return f"cannot connect to {where}: {exc.strerror or exc or type(exc).__name__}"
+    return f"cannot connect to {url}: {type(exc).__name__}: {exc}"
