@@ -96,7 +96,7 @@ def serve(n: int, ready: multiprocessing.Queue) -> None:
                 writer.write(view[start : start + (1 << 20)])
                 await writer.drain()
             await asyncio.wait_for(reader.read(1 << 16), 30)  # the client's close frame
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             pass  # a client that left early (the panel case stops its kernel mid-stream)
         writer.close()
 

@@ -18,7 +18,7 @@ import json
 import threading
 from array import array
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -192,7 +192,9 @@ class _JSONReader:
     took for timestamps are read again as strings and remembered for the next chunks."""
 
     def __init__(self) -> None:
+        # Read by the loop thread (sealing chunks) and by readers (the open chunk): guarded.
         self._string_fields: dict[str, Any] = {}
+        self._fields_lock = threading.Lock()
 
     def read(self, data: list[str]) -> Any:
         try:
@@ -221,7 +223,9 @@ class _JSONReader:
 
     def _read(self, pa: Any, pa_json: Any, blob: bytes, options: Any) -> Any:
         for _ in range(2):
-            schema = pa.schema(list(self._string_fields.items())) if self._string_fields else None
+            with self._fields_lock:
+                fields = list(self._string_fields.items())
+            schema = pa.schema(fields) if fields else None
             parse = pa_json.ParseOptions(explicit_schema=schema)
             table = pa_json.read_json(io.BytesIO(blob), read_options=options, parse_options=parse)
             fixed = {
@@ -231,7 +235,8 @@ class _JSONReader:
             }
             if not fixed:
                 return table
-            self._string_fields.update(fixed)
+            with self._fields_lock:
+                self._string_fields.update(fixed)
         raise ValueError("timestamps kept coming back")  # pragma: no cover
 
 
@@ -786,4 +791,4 @@ def _snapshot(frame: pd.DataFrame) -> pd.DataFrame:
 
 def to_datetime(time_ns: int) -> datetime:
     """A UTC datetime from nanoseconds since the epoch."""
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
