@@ -149,9 +149,10 @@ def test_refused_connection_fires_error_then_close(servers):
 
 def test_a_failure_the_caller_is_told_about_is_not_printed_again(capfd):
     """wait_open raises the ConnectError; nothing more on stderr. Unheard failures are printed."""
+    ws = nbws.connect(f"ws://127.0.0.1:{_free_port()}/")
     with pytest.raises(nbws.ConnectError):
-        nbws.connect(f"ws://127.0.0.1:{_free_port()}/").wait_open(5)
-    time.sleep(0.2)
+        ws.wait_open(5)
+    ws.wait_closed(5)  # the error and close events are delivered: a print would be out by now
     assert capfd.readouterr().err == ""
     _connect_and_forget(f"ws://127.0.0.1:{_free_port()}/")
     wait_for(lambda: "refused" in capfd.readouterr().err)
@@ -291,8 +292,13 @@ def test_close_is_idempotent(demo):
     ws.close()
     ws.close(4000)
     rec.wait_closed()
-    time.sleep(0.1)
+    # A close listener added now is called on the loop thread after the two extra close()
+    # requests were handled there: a second close event would have come before it.
+    late = threading.Event()
+    ws.on("close")(lambda event: late.set())
+    assert late.wait(5)
     assert rec.types.count("close") == 1
+    assert rec.last("close").code == 1000
 
 
 def test_close_from_a_listener_does_not_block(demo):
@@ -437,27 +443,30 @@ def test_error_listener_that_raises_is_not_dispatched_again(demo, capsys):
     ws = nbws.WebSocket(demo.url + "/echo")
     ws.on("message")(lambda e: 1 / 0)
     ws.on("error")(lambda e: [][1])
+    seen = []
+    ws.on("message")(seen.append)  # runs after the failing one and the error listener it starts
     ws.send("x")
-    wait_for(lambda: ws.stats["listener_errors"] == 2)
-    time.sleep(0.1)
-    assert ws.stats["listener_errors"] == 2
+    ws.send("marker")  # its delivery comes after anything "x" set off
+    wait_for(lambda: len(seen) == 2)
+    assert ws.stats["listener_errors"] == 4  # two per message: no error of errors
     assert "IndexError" in capsys.readouterr().err
 
 
 def test_same_listener_added_twice_runs_once_and_can_be_removed(demo):
     """Like addEventListener: duplicates are ignored; remove_event_listener stops it."""
     ws = nbws.WebSocket(demo.url + "/echo")
-    seen = []
+    seen, after = [], []
     listener = seen.append
     ws.add_event_listener("message", listener)
     ws.add_event_listener("message", listener)
+    ws.add_event_listener("message", after.append)  # called after it, for the same message
     ws.send("a")
-    ws.recv(timeout=5)
-    wait_for(lambda: seen)
+    wait_for(lambda: len(after) == 1)
+    assert [e.data for e in seen] == ["a"]  # once, not twice
     ws.remove_event_listener("message", listener)
     ws.send("b")
-    ws.recv(timeout=5)
-    time.sleep(0.05)
+    wait_for(lambda: len(after) == 2)
+    assert [e.data for e in after] == ["a", "b"]
     assert [e.data for e in seen] == ["a"]
 
 
@@ -475,8 +484,10 @@ def test_open_listener_added_after_open_is_called_once(demo):
     ws = nbws.connect(demo.url + "/echo").wait_open(5)
     opened = []
     ws.on("open")(opened.append)
-    wait_for(lambda: opened)
-    time.sleep(0.05)
+    # A second late listener is called after the first one's call(s), on the loop thread.
+    marker = threading.Event()
+    ws.on("open")(lambda event: marker.set())
+    assert marker.wait(5)
     assert len(opened) == 1
     assert opened[0].reconnect is False
 
@@ -495,10 +506,21 @@ def test_listeners_added_after_the_constructor_miss_nothing():
     """As in browsers: listeners added right after connecting get the first events, every time."""
     for _ in range(20):
         ws = nbws.WebSocket(f"ws://127.0.0.1:{_free_port()}/")  # fails within microseconds
-        time.sleep(0.01)  # the handshake has failed by now
+        _wait_closed_keeping_the_hold(ws)  # everything has happened before any listener
         rec = Recorder(ws)
+        ws.wait_closed(5)  # a blocking call: ends the hold, so the held events are delivered
         rec.wait_closed()
         assert rec.types == ["error", "close"]
+
+
+def _wait_closed_keeping_the_hold(ws, timeout: float = 5) -> None:
+    """Wait until ``ws`` is CLOSED without calling a blocking nbws method (which ends the hold)."""
+    closed = threading.Event()
+    remove = ws.add_state_hook(lambda: ws.closed and closed.set())
+    try:
+        assert ws.closed or closed.wait(timeout), f"not closed within {timeout}s"
+    finally:
+        remove()
 
 
 def test_held_messages_arrive_in_order_after_open(demo):
@@ -673,7 +695,7 @@ def test_stats_counts(demo):
 def test_rate_measures_a_ticker(demo):
     """stats['rate'] is close to the ticker's rate."""
     ws = nbws.connect(demo.url + "/ticker?rate=200&count=400")
-    time.sleep(1.0)
+    ws.wait_for_messages(200, timeout=10)  # a second's worth
     rate = ws.stats["rate"]
     assert 100 < rate < 400, rate
 
@@ -750,3 +772,79 @@ def test_secrets_are_masked_in_repr_and_error_messages(servers):
     with pytest.raises(ValueError) as bad:
         nbws.connect("http://127.0.0.1/feed?token=s3cr3t-42")
     assert "s3cr3t-42" not in str(bad.value) and "token=***" in str(bad.value)
+
+
+# -- with, for and async for -------------------------------------------------------------------
+
+
+def test_with_closes_on_leaving_the_block(demo):
+    """``with nbws.connect(url) as ws:`` closes normally on exit, also when the block raises."""
+    with nbws.connect(demo.url + "/echo") as ws:
+        ws.send("in the block")
+        assert ws.recv(timeout=5).data == "in the block"
+    assert ws.ready_state == CLOSED and ws.close_event.code == 1000
+    with pytest.raises(RuntimeError, match="boom"), nbws.connect(demo.url + "/echo") as failing:
+        failing.wait_open(5)
+        raise RuntimeError("boom")
+    assert failing.ready_state == CLOSED
+
+
+def test_for_yields_every_message_until_the_connection_closes(demo):
+    """``for event in ws`` yields each message once, in order, and ends when the server closes."""
+    ws = nbws.connect(demo.url + "/ticker?rate=0&count=300")
+    seqs = [event.json()["seq"] for event in ws]
+    assert seqs == list(range(1, 301))
+    assert ws.ready_state == CLOSED
+
+
+def test_for_shares_the_cursor_with_recv(demo):
+    """A message read with recv() is not yielded again by iteration."""
+    ws = nbws.connect(demo.url + "/ticker?rate=0&count=10")
+    assert ws.recv(timeout=5).json()["seq"] == 1
+    assert [event.json()["seq"] for event in ws] == list(range(2, 11))
+
+
+def test_async_for_yields_every_message_until_the_connection_closes(demo):
+    """``async for event in ws`` in a coroutine (on the caller's own loop) sees every message."""
+
+    async def read_all():
+        ws = nbws.connect(demo.url + "/ticker?rate=0&count=200")
+        return [event.json()["seq"] async for event in ws], ws
+
+    seqs, ws = asyncio.run(read_all())
+    assert seqs == list(range(1, 201))
+    assert ws.ready_state == CLOSED
+
+
+def test_interrupting_a_for_loop_leaves_the_connection_healthy(demo):
+    """Ctrl-C inside ``for event in ws`` stops the loop; the connection keeps receiving."""
+    import _thread
+
+    ws = nbws.connect(demo.url + "/ticker?rate=100")
+    with pytest.raises(KeyboardInterrupt):
+        for count, _ in enumerate(ws, 1):
+            if count == 3:
+                _thread.interrupt_main()  # seen at the next bytecode or wait slice
+    assert ws.ready_state == OPEN
+    ws.wait_for_messages(3, timeout=5)
+    assert ws.ready_state == OPEN
+
+
+def test_wait_open_after_a_failed_reopen_raises(servers):
+    """reconnect() to a server that now refuses: wait_open raises the refusal, not returns."""
+    refusing = []
+
+    def maybe_refuse(connection, request):
+        return connection.respond(403, "no\n") if refusing else None
+
+    async def hello(connection):
+        await connection.send("hello")
+        await connection.wait_closed()
+
+    ws = nbws.connect(servers.websocket(hello, process_request=maybe_refuse) + "/").wait_open(5)
+    ws.close()
+    refusing.append(True)
+    ws.reconnect()
+    with pytest.raises(nbws.ConnectError, match="HTTP 403"):
+        ws.wait_open(5)
+    assert ws.ready_state == CLOSED

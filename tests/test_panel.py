@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 from lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JupyterLab, chromium_available, run_all_cells
 
 import nbws
+import nbws.loop
 from nbws import panel as panel_module
 
 from kernel import Kernel
@@ -197,8 +199,12 @@ def test_updates_are_coalesced_at_any_rate(demo):
         in_window = [t for t in changes[i:] if t - start < 1.0]
         assert len(in_window) <= panel_module.MAX_UPDATES_PER_SECOND
     idle = len(changes)
-    time.sleep(0.5)
+    panel.refresh()  # a redraw of the final state, then a callback queued behind it
+    drawn = threading.Event()
+    nbws.loop.call_soon(drawn.set)
+    assert drawn.wait(5)
     assert len(changes) == idle  # nothing sent when nothing changes
+    assert not panel.timer_running  # and the timer stopped again
 
 
 def test_reconnect_from_code_restarts_a_stopped_panel(echo):
@@ -223,8 +229,17 @@ def test_iopub_stays_within_budget_at_full_rate(tmp_path, demo):
             "fast"
         )
         kernel.wait([cell])
-        kernel.run("fast.wait_closed(60)\nimport time\ntime.sleep(0.6)", timeout=90)
-        kernel.drain(0.5)
+        # Until the panel has drawn its final state (within its budget) and stopped its timer;
+        # its updates go out on IOPub before this cell's idle status, which wait() reads.
+        kernel.run(
+            "fast.wait_closed(60)\n"
+            "import time\n"
+            "deadline = time.monotonic() + 10\n"
+            "while fast.panel().timer_running:\n"
+            "    assert time.monotonic() < deadline, 'the panel is still drawing'\n"
+            "    time.sleep(0.01)\n",
+            timeout=90,
+        )
     finally:
         kernel.shutdown()
     updates = [m for m in kernel.iopub if m["msg_type"] == "comm_msg"]
@@ -251,6 +266,7 @@ def test_panel_in_jupyterlab(tmp_path):
     missing = chromium_available()
     assert missing is None, missing
     import nbformat
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import sync_playwright
 
     root = tmp_path / "lab"
@@ -289,8 +305,16 @@ def test_panel_in_jupyterlab(tmp_path):
                 "document.querySelectorAll('.nbws-badge')[0].innerText === 'open'", timeout=30_000
             )
             first = received(0)
-            page.wait_for_timeout(1500)  # while the fast stream runs at full speed
-            assert received(0) >= first + 10, "the ticker panel stopped updating"
+            try:  # while the fast stream runs at full speed
+                page.wait_for_function(
+                    "n => Number(document.querySelectorAll('.nbws-head')[0]"
+                    ".querySelector('.nbws-counters span').innerText.split(' ').pop()"
+                    ".replaceAll(',', '')) >= n",
+                    arg=first + 10,
+                    timeout=5_000,
+                )
+            except PlaywrightTimeoutError:
+                raise AssertionError(f"the ticker panel stopped updating at {received(0)}") from None
             page.get_by_text("closed 1000 end of ticker").wait_for(timeout=60_000)
             assert received(2) == 100_000
             echo_panel = page.locator(".jp-OutputArea-output").nth(1)
