@@ -267,9 +267,9 @@ class WebSocket:
             self._let_go()
             if not self._connection.wait(settled, timeout):
                 raise TimeoutError(f"{self._shown} is still {self._connecting_word()} after {timeout}s")
-            if machine.ever_opened and machine.state != CONNECTING:
-                return self
-            failure = machine.last_failure
+            failure = machine.last_failure  # cleared on each open
+            if machine.state != CONNECTING and machine.ever_opened and failure is None:
+                return self  # open, or a short stream that opened and closed since
             if failure is None:  # closed by the user before it opened
                 raise ConnectError("closed before the connection was established", url=self.url)
             retrying = " (still retrying in the background)" if machine.state == CONNECTING else ""

@@ -79,6 +79,7 @@ class Connection:
         self._retry: asyncio.TimerHandle | None = None
         self._settled: asyncio.Future | None = None  # resolved when OPEN or CLOSED (loop thread)
         self._hooks: list[Callable[[], Any]] = []
+        self._hooks_lock = threading.Lock()
         dispatcher.on_close_delivered = self._state_changed
         dispatcher.someone_told = self._someone_told
 
@@ -107,8 +108,14 @@ class Connection:
 
     def add_state_hook(self, hook: Callable[[], Any]) -> Callable[[], None]:
         """Call ``hook()`` on the loop thread after every state change; returns its remover."""
-        self._hooks = [*self._hooks, hook]
-        return lambda: setattr(self, "_hooks", [h for h in self._hooks if h is not hook])
+        with self._hooks_lock:  # copy-on-write: the loop thread iterates without the lock
+            self._hooks = [*self._hooks, hook]
+
+        def remove() -> None:
+            with self._hooks_lock:
+                self._hooks = [h for h in self._hooks if h is not hook]
+
+        return remove
 
     def wait(self, ready: Callable[[], bool], timeout: float | None) -> bool:
         """Block until ``ready()`` (checked at each state change), interruptibly; False on timeout."""
