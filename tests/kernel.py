@@ -30,9 +30,9 @@ class Kernel:
         self.client.wait_for_ready(timeout=60)
         self.iopub: list[dict] = []
 
-    def submit(self, code: str) -> str:
+    def submit(self, code: str, stop_on_error: bool = True) -> str:
         """Queue a cell without waiting (as Run All does); returns its msg_id."""
-        return self.client.execute(code, store_history=True)
+        return self.client.execute(code, store_history=True, stop_on_error=stop_on_error)
 
     def wait(self, msg_ids: list[str], timeout: float = 30) -> None:
         """Read IOPub until every cell in ``msg_ids`` went idle."""
@@ -79,10 +79,12 @@ class Kernel:
 
     def fail(self, code: str, timeout: float = 30) -> str:
         """Execute a cell that must fail; returns "EName: value" (and checks no traceback shows)."""
-        msg_id = self.submit(code)
+        # Its error must not abort the next cell: ipykernel 6 aborts requests that arrive within
+        # a moment of an error (status "aborted") when the failing one asked to stop on error.
+        msg_id = self.submit(code, stop_on_error=False)
         self.wait([msg_id], timeout)
         reply = self.reply(msg_id)
-        assert reply["status"] == "error", f"expected an error from: {code}"
+        assert reply["status"] == "error", f"expected an error from: {code}; reply: {reply}"
         shown = self.stream_text(msg_id) + "".join("".join(e["traceback"]) for e in self.errors(msg_id))
         if reply["ename"] == "UsageError":
             assert "Traceback" not in shown, shown
