@@ -18,10 +18,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from . import client
 from . import loop as nbws_loop
+from .errors import ConnectError, ConnectionClosedError
 from .jsontext import parse_json_payload
 from .redact import redact_url
+from .state import CLOSED, CONNECTING
 
 __all__ = ["Panel", "MAX_UPDATES_PER_SECOND", "TICK_SECONDS"]
 
@@ -109,7 +110,7 @@ class Panel(widgets.VBox):
     same live state. Its timer stops once the connection is closed and the final state shown.
     """
 
-    def __init__(self, ws: client.WebSocket, log_size: int = LOG_SIZE) -> None:
+    def __init__(self, ws: Any, log_size: int = LOG_SIZE) -> None:
         self.ws = ws
         self.log_size = log_size
         self.paused = False
@@ -181,7 +182,7 @@ class Panel(widgets.VBox):
                 return
         try:
             self.ws.send(text)
-        except (client.ConnectionClosedError, client.ConnectError, TimeoutError) as exc:
+        except (ConnectionClosedError, ConnectError, TimeoutError) as exc:
             self._say(f"Not sent: {exc}", error=True)
             return
         self._say(f"Sent {'JSON' if as_json else 'text'} ({len(text.encode())} bytes)", error=False)
@@ -224,7 +225,7 @@ class Panel(widgets.VBox):
         changes = [
             (self.status, "value", self._status_html()),
             (self.body, "value", self._body_html()),
-            (self.close_button, "disabled", self.ws.ready_state == client.CLOSED),
+            (self.close_button, "disabled", self.ws.ready_state == CLOSED),
         ]
         changes = [(w, name, value) for w, name, value in changes if getattr(w, name) != value]
         if len(self._updates) + len(changes) > MAX_UPDATES_PER_SECOND:
@@ -233,12 +234,12 @@ class Panel(widgets.VBox):
             setattr(widget, name, value)
             self._updates.append(now)
         # The timer may stop once closed and drawn: nothing will change without a user action.
-        return not changes and self.ws.ready_state == client.CLOSED
+        return not changes and self.ws.ready_state == CLOSED
 
     def _badge(self) -> tuple[str, str]:
         ws = self.ws
         state = ws.ready_state
-        if state == client.CLOSED:
+        if state == CLOSED:
             close = ws.close_event
             if close is None:
                 return "closed", "closed"
@@ -246,7 +247,7 @@ class Panel(widgets.VBox):
             kind = "closed" if close.was_clean else "failed"
             return kind, f"closed {close.code}{reason}"
         stats = ws.stats
-        if state == client.CONNECTING and (stats["reconnecting"] or stats["reconnects"]):
+        if state == CONNECTING and (stats["reconnecting"] or stats["reconnects"]):
             attempts = stats["attempts"]
             return "reconnecting", f"reconnecting (attempt {attempts + 1})" if attempts else "reconnecting"
         return state.name.lower(), state.name.lower()
