@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from websockets.asyncio import messages as websockets_messages
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.client import process_exception as websockets_verdict
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -175,6 +176,14 @@ class WebsocketsTransport:
     def _failure_text(self, code: int, reason: str) -> str:
         """Why nbws failed the connection, and what the user can do."""
         o = self.options
+        if code == 1009 and reason == "too many fragments":
+            # websockets >= 17.4 refuses a message in more fragments than this, whatever its size,
+            # to bound the memory that tiny fragments cost; nbws leaves that defence in place.
+            limit = getattr(websockets_messages, "MAX_FRAGMENTS", None)
+            return (
+                f"a message came in more than {limit:,} fragments, which websockets refuses; set the "
+                "WEBSOCKETS_MAX_FRAGMENTS environment variable before websockets is imported to allow more"
+            )
         if code == 1009:
             limit = "no limit" if o.max_size is None else f"max_size={o.max_size:,} bytes"
             return (
