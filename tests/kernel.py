@@ -77,6 +77,17 @@ class Kernel:
         assert reply["status"] == "ok", f"{reply.get('ename')}: {reply.get('evalue')}"
         return self.stream_text(msg_id)
 
+    def wait_for_output(self, msg_id: str, text: str, timeout: float = 10) -> None:
+        """Read IOPub until the running cell ``msg_id`` printed ``text`` (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.stream_text(msg_id):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {text!r} from the cell within {timeout}s"
+            try:
+                self.iopub.append(self.client.get_iopub_msg(timeout=remaining))
+            except queue.Empty:
+                pass
+
     def fail(self, code: str, timeout: float = 30) -> str:
         """Execute a cell that must fail; returns "EName: value" (and checks no traceback shows)."""
         # Its error must not abort the next cell: ipykernel 6 aborts requests that arrive within

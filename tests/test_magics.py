@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ast
-import queue
 import re
-import time
 
 import pytest
 
@@ -39,18 +37,6 @@ def nothing_else_was_sent(k: Kernel, name: str) -> list[str]:
     """
     k.run(f"%ws_send {name} --text marker\n%ws_wait {name} --timeout 10")
     return ast.literal_eval(value(k, f"[m.data for m in {name}.messages]"))
-
-
-def wait_for_output(k: Kernel, msg_id: str, text: str, timeout: float = 10) -> None:
-    """Read IOPub until the running cell ``msg_id`` printed ``text`` (bounded by ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while text not in k.stream_text(msg_id):
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"no {text!r} from the cell within {timeout}s"
-        try:
-            k.iopub.append(k.client.get_iopub_msg(timeout=remaining))
-        except queue.Empty:
-            pass
 
 
 def plain(text: str) -> str:
@@ -401,7 +387,7 @@ def test_interrupting_ws_wait_leaves_the_connection_healthy(k):
     """A kernel interrupt stops %ws_wait with KeyboardInterrupt; the connection keeps working."""
     k.run("%ws_connect {URL}/echo --name e --no-panel")
     msg_id = k.submit("print('waiting', flush=True)\n%ws_wait e -n 100 --timeout 20")
-    wait_for_output(k, msg_id, "waiting")  # the cell is running: the next thing it does is wait
+    k.wait_for_output(msg_id, "waiting")  # the cell is running: the next thing it does is wait
     k.manager.interrupt_kernel()
     k.wait([msg_id])
     assert k.reply(msg_id)["ename"] == "KeyboardInterrupt"

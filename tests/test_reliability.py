@@ -16,7 +16,6 @@ import _thread
 import itertools
 import json
 import os
-import queue
 import signal
 import socket
 import ssl
@@ -445,7 +444,7 @@ def test_interrupting_recv_in_a_kernel(tmp_path, demo):
     try:
         kernel.run(f"import nbws\nws = nbws.connect({demo.url + '/echo'!r}).wait_open(5)")
         cell = kernel.submit("print('receiving', flush=True)\nws.recv(timeout=20)")
-        _wait_for_output(kernel, cell, "receiving")  # the cell is at ws.recv()
+        kernel.wait_for_output(cell, "receiving")  # the cell is at ws.recv()
         kernel.manager.interrupt_kernel()
         kernel.wait([cell], timeout=10)
         assert kernel.reply(cell)["ename"] == "KeyboardInterrupt"
@@ -453,18 +452,6 @@ def test_interrupting_recv_in_a_kernel(tmp_path, demo):
         assert out.split() == ["after", "OPEN"]
     finally:
         kernel.shutdown()
-
-
-def _wait_for_output(kernel, msg_id: str, text: str, timeout: float = 10) -> None:
-    """Read IOPub until the cell ``msg_id`` printed ``text``."""
-    deadline = time.monotonic() + timeout
-    while text not in kernel.stream_text(msg_id):
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"the cell did not print {text!r} within {timeout}s"
-        try:
-            kernel.iopub.append(kernel.client.get_iopub_msg(timeout=remaining))
-        except queue.Empty:
-            pass
 
 
 # -- 8. TLS ---------------------------------------------------------------------------------
