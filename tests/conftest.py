@@ -56,7 +56,10 @@ class LoopServer:
 
         async def handle(reader, writer):
             self._tcp_handlers.add(asyncio.current_task())
-            await on_connect(reader, writer)
+            try:
+                await on_connect(reader, writer)
+            finally:  # also when cancelled at teardown: an open transport keeps wait_closed waiting
+                writer.close()
 
         async def start():
             server = await asyncio.start_server(handle, "127.0.0.1", 0)
