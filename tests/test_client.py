@@ -301,6 +301,31 @@ def test_close_is_idempotent(demo):
     assert rec.last("close").code == 1000
 
 
+def test_close_returns_after_the_listeners_saw_every_event(demo):
+    """recv() may return while a listener still runs; close() waits for the listeners.
+
+    The message listener finishes its (slow) work only after close() has been called: if
+    close() returned before the listeners were done, ``seen`` would still be empty. The sleep
+    stands for the listener's work, not for synchronisation: close() must wait for it however
+    long it takes.
+    """
+    ws = nbws.connect(demo.url + "/echo").wait_open(5)
+    closing = threading.Event()
+    seen = []
+
+    @ws.on("message")
+    def slow(event):
+        closing.wait(5)
+        time.sleep(0.3)
+        seen.append(event.data)
+
+    ws.send("hello")
+    assert ws.recv(timeout=5).data == "hello"
+    closing.set()
+    ws.close()
+    assert seen == ["hello"]
+
+
 def test_close_from_a_listener_does_not_block(demo):
     """close() inside a listener returns at once; the close follows."""
     ws = nbws.WebSocket(demo.url + "/echo")
