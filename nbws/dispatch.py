@@ -23,8 +23,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .events import ErrorEvent, MessageEvent
-from .store import to_datetime
+from .events import ErrorEvent, MessageEvent, to_datetime
 
 __all__ = ["EVENT_TYPES", "HOLD_SECONDS", "PRINTED_LISTENER_FAILURES", "Dispatcher", "Hold"]
 

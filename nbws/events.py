@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import JSONDecodeError
+from .jsontext import loads
 
 __all__ = [
     "OpenEvent",
@@ -15,57 +15,8 @@ __all__ = [
     "CloseEvent",
     "ErrorEvent",
     "Event",
-    "loads",
-    "fast_loads",
+    "to_datetime",
 ]
-
-try:  # orjson is a dependency; the fallback keeps a broken install usable.
-    from orjson import loads as fast_loads
-except ImportError:  # pragma: no cover
-    fast_loads = json.loads
-
-
-def loads(data: str | bytes) -> Any:
-    """Parse JSON like ``JSON.parse``; raises ``ValueError`` (``json.JSONDecodeError`` mostly).
-
-    orjson first (fast); the standard library second, so that what Python servers often send
-    (``NaN``) still parses. Values nested deeper than ``MAX_DEPTH`` levels are refused by both.
-    """
-    try:
-        return fast_loads(data)
-    except ValueError as exc:
-        if not _too_deep(exc):
-            try:
-                value = json.loads(data)
-            except RecursionError:
-                value = None
-            else:
-                if not _deeper_than(value, MAX_DEPTH):
-                    return value
-        raise ValueError(f"nested too deeply to parse (more than {MAX_DEPTH:,} levels)") from None
-
-
-# orjson's limit, kept for the standard library's results too: deeper values make pandas crawl,
-# recursive code overflow, and Arrow's JSON reader crash.
-MAX_DEPTH = 1024
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects nest more than ``limit`` levels in ``value`` (no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in children)
-    return False
-
-
-def _too_deep(exc: ValueError) -> bool:
-    """Whether orjson refused a value for its nesting (the standard library would recurse on)."""
-    return "depth limit" in str(exc) or "ecursion" in str(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +73,8 @@ class ErrorEvent:
 
 
 Event = OpenEvent | MessageEvent | CloseEvent | ErrorEvent
+
+
+def to_datetime(time_ns: int) -> datetime:
+    """A UTC datetime from nanoseconds since the epoch."""
+    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC)

@@ -1,6 +1,5 @@
-"""JSON text as browsers see it: checking what a user typed before it is sent, and dumping.
-
-(Parsing received messages lives in ``nbws.events.loads``.)
+"""JSON for the whole package, as browsers see it: parsing what arrives, checking what a user
+typed before it is sent, and dumping (compact for the wire, indented for people).
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["parse_json_payload", "dumps"]
+__all__ = ["loads", "fast_loads", "MAX_DEPTH", "parse_json_payload", "dumps", "pretty"]
 
 # A JSON string, or one of the constants Python's json reads but JSON.parse refuses.
 _STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)', re.DOTALL)
@@ -61,3 +60,57 @@ except ImportError:  # pragma: no cover
     def dumps(obj: Any) -> str:
         """``obj`` as compact JSON text (``JSON.stringify``); TypeError if it cannot be."""
         return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def pretty(obj: Any) -> str:
+    """``obj`` as indented JSON text for people (non-ASCII kept as is)."""
+    return json.dumps(obj, indent=2, ensure_ascii=False)
+
+
+try:  # orjson is a dependency; the fallback keeps a broken install usable.
+    from orjson import loads as fast_loads
+except ImportError:  # pragma: no cover
+    fast_loads = json.loads
+
+
+def loads(data: str | bytes) -> Any:
+    """Parse JSON like ``JSON.parse``; raises ``ValueError`` (``json.JSONDecodeError`` mostly).
+
+    orjson first (fast); the standard library second, so that what Python servers often send
+    (``NaN``) still parses. Values nested deeper than ``MAX_DEPTH`` levels are refused by both.
+    """
+    try:
+        return fast_loads(data)
+    except ValueError as exc:
+        if not _too_deep(exc):
+            try:
+                value = json.loads(data)
+            except RecursionError:
+                value = None
+            else:
+                if not _deeper_than(value, MAX_DEPTH):
+                    return value
+        raise ValueError(f"nested too deeply to parse (more than {MAX_DEPTH:,} levels)") from None
+
+
+# orjson's limit, kept for the standard library's results too: deeper values make pandas crawl,
+# recursive code overflow, and Arrow's JSON reader crash.
+MAX_DEPTH = 1024
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels in ``value`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _too_deep(exc: ValueError) -> bool:
+    """Whether orjson refused a value for its nesting (the standard library would recurse on)."""
+    return "depth limit" in str(exc) or "ecursion" in str(exc)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 
 import nbws
-from nbws.events import loads
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -44,12 +43,6 @@ def test_events_are_frozen_and_typed():
         "error",
     ]
     assert nbws.MessageEvent("x", 0, NOW).type == "message"
-
-
-def test_loads_falls_back_for_nan():
-    """loads accepts what JSON.parse-like Python servers emit (NaN)."""
-    value = loads('{"x": NaN}')
-    assert value["x"] != value["x"]
 
 
 def test_deeply_nested_json_is_a_clear_value_error():

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import nbws
 from nbws.events import loads
-from nbws.store import MessageStore, copy_on_write, flatten
+from nbws.store import MessageStore, copy_on_write
 
 
 def echo_all(demo, payloads, **kwargs) -> nbws.WebSocket:
@@ -215,14 +215,6 @@ def test_json_that_orjson_refuses_still_parses():
     assert frame["big"].iloc[1] == float(123456789012345678901234567890)
 
 
-def test_flatten_matches_json_normalize():
-    """The fast pyarrow path flattens like pandas.json_normalize."""
-    rows = [{"a": 1, "b": {"c": 2.5, "d": {"e": "x"}}}, {"a": 2, "b": {"c": 3.5, "d": {"e": "y"}}}]
-    fast = flatten(rows)
-    slow = pd.json_normalize(rows)
-    pd.testing.assert_frame_equal(fast, slow[fast.columns], check_dtype=False)
-
-
 def test_empty_objects_are_rows():
     """{} is a row with no fields."""
     store = MessageStore()
@@ -247,6 +239,19 @@ def test_bytes_received_counts_utf8_bytes():
     assert store.bytes_received == len('"é"'.encode()) + 2
 
 
+def test_bytes_received_is_right_when_asked_at_any_moment():
+    """bytes_received counts each message once, however its calls interleave with chunk seals."""
+    store = MessageStore(chunk_size=3)
+    payloads = ['"é"', b"\x00\x01", "{}", '"ü"', "1", b"\xff"] * 3
+    total = 0
+    for i, payload in enumerate(payloads):
+        store.append(payload, i)
+        total += len(payload if isinstance(payload, bytes) else payload.encode())
+        if i % 2:
+            assert store.bytes_received == total
+    assert store.bytes_received == total
+
+
 def test_tail_is_the_end_of_the_frame():
     """tail(n) equals frame().tail(n), across chunk boundaries and drifting columns."""
     store = MessageStore(chunk_size=4)
@@ -256,8 +261,9 @@ def test_tail_is_the_end_of_the_frame():
     assert len(MessageStore().tail(5)) == 0
 
 
-def test_arrow_reader_keeps_what_parsing_each_message_gives():
-    """The fast Arrow reader of sealed chunks gives the values that parsing each message gives."""
+def test_sealed_chunks_keep_what_parsing_each_message_gives():
+    """Sealed chunks give the values that parsing each message gives: ISO times stay strings,
+    integers at the 64-bit edges stay exact, whatever the chunk holds besides."""
     payloads = [
         '{"t": "2024-01-01T00:00:00Z", "d": "2024-01-02", "n": {"at": "2024-01-01T00:00:00.5+01:00"}}',
         '{"wide": 18446744073709551615, "neg": -9223372036854775808}',
@@ -853,20 +859,6 @@ def test_flat_objects_round_trip_when_a_keys_type_varies(objects, chunk_size):
 def test_nested_objects_round_trip_in_dotted_columns(objects, chunk_size):
     """Nested objects: column "a.b" holds obj["a"]["b"], for every path to a scalar."""
     check_round_trip(objects, chunk_size)
-
-
-# -- 5. flatten -----------------------------------------------------------------------------------
-
-
-@SETTINGS
-@given(rows=st.lists(json_objects(), max_size=8))
-@example(rows=[{"a": "\ud800"}])
-@example(rows=[{"a": {}}])
-def test_flatten_gives_one_row_per_dict(rows):
-    """flatten never raises for a list of JSON objects, and gives one row per object."""
-    frame = flatten(rows)
-    assert isinstance(frame, pd.DataFrame)
-    assert len(frame) == len(rows)
 
 
 # -- extra: tail(n) -------------------------------------------------------------------------------

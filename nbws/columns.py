@@ -1,0 +1,99 @@
+"""A chunk of parsed JSON objects -> a DataFrame: one row each, nested objects as dotted columns.
+
+The store hands over the values it already parsed (orjson, once per message), so nothing is
+parsed twice. pandas builds the columns from the dicts in C (``pd.DataFrame(rows)``); only
+columns that hold objects are taken apart again, one level at a time. Measured on the
+benchmarks' shapes (2,048-message chunks): as fast as Arrow's JSON reader on flat scalars, and
+many times faster on order books, whose ``[price, size]`` arrays Arrow's reader would build as
+Arrow lists only for them to be turned back into Python lists one by one.
+
+Values stay as the JSON has them: decimal strings and ISO times stay strings, arrays stay Python
+lists, integers beyond 2**53 stay exact (an object column where float64 would round them).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["chunk_frame", "unique_names"]
+
+_EXACT = 2**53  # the largest integer float64 holds exactly
+_EMPTY: dict = {}
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Names made unique: a repeat gets ``.1``, ``.2``... (``{"a": {"b": 1}, "a.b": 2}``)."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}.{n}"
+        seen.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def _columns(rows: list[dict]) -> tuple[list[str], list[pd.Series]]:
+    """Column names and values; a column holding objects becomes one column per leaf.
+
+    Depth-first without recursion (JSON may nest 1,024 levels): the stack holds, per level, the
+    prefix, the rows of that level (``{}`` where a row has no object there) and its columns left.
+    """
+    names: list[str] = []
+    columns: list[pd.Series] = []
+    stack = [("", rows, iter(pd.DataFrame(rows).items()))]
+    while stack:
+        prefix, level, items = stack[-1]
+        for key, series in items:
+            name = prefix + key
+            values = series.to_numpy()
+            if series.dtype == object and dict in set(map(type, values)):
+                values = [row.get(key) for row in level]  # None where absent, not NaN
+                others = [None if value.__class__ is dict else value for value in values]
+                if any(value is not None for value in others):  # a scalar beside the objects
+                    names.append(name)
+                    columns.append(pd.Series(others))
+                nested = [value if value.__class__ is dict else _EMPTY for value in values]
+                stack.append((name + ".", nested, iter(pd.DataFrame(nested).items())))
+                break
+            if series.dtype == np.float64 and _may_be_rounded(values):
+                series = _exact(series, [row.get(key) for row in level])
+            names.append(name)
+            columns.append(series)
+        else:
+            stack.pop()
+    return unique_names(names), columns
+
+
+def _may_be_rounded(values: np.ndarray) -> bool:
+    """Whether a float column may hold integers beyond 2**53 that pandas rounded."""
+    return bool(len(values)) and bool(np.nanmax(np.abs(values), initial=0) >= _EXACT)
+
+
+def _exact(series: pd.Series, values: list) -> pd.Series:
+    """The column as objects when integers in it are beyond what float64 holds exactly."""
+    if any(value.__class__ is int and not -_EXACT <= value <= _EXACT for value in values):
+        return pd.Series([np.nan if value is None else value for value in values], dtype=object)
+    return series
+
+
+def chunk_frame(rows: list[dict]) -> pd.DataFrame:
+    """One row per dict (RangeIndex), columns in the order their keys first appear.
+
+    Absent keys and JSON nulls are missing values; lone surrogates (valid in JSON, not in
+    UTF-8, refused by pandas' Arrow strings) become U+FFFD.
+    """
+    index = pd.RangeIndex(len(rows))
+    try:
+        names, columns = _columns(rows)
+        frame = pd.DataFrame(dict(zip(names, columns)), copy=False) if names else pd.DataFrame()
+    except UnicodeEncodeError:  # in a value or in a name
+        text = json.dumps(rows, ensure_ascii=False)
+        return chunk_frame(json.loads(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")))
+    frame.index = index
+    return frame
