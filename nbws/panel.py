@@ -3,35 +3,39 @@
 The panel never redraws per message. A timer on nbws's loop thread looks at the connection a few
 times a second and assigns the few traits that changed (trait assignment from a thread reaches
 the frontend; ``with output:`` would not). Every assignment is one comm message on IOPub, so the
-panel counts them and never sends more than ``MAX_UPDATES_PER_SECOND`` in any second: a
-100k msg/s stream costs the frontend what a 10 msg/s one does. All message text is HTML-escaped.
+panel counts them and their bytes and never sends more than ``MAX_UPDATES_PER_SECOND`` updates or
+``MAX_BYTES_PER_SECOND`` bytes in any second: a 100k msg/s stream of 64 KB messages costs the
+frontend what a 10 msg/s one of small ticks does. What a redraw costs is bounded by what it
+shows: each message is rendered once, as one cut line, when it first appears in the log; the
+frame's tail is ``ws.tail``, a few rows. The style is sent once. All message text is escaped.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import time
-from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
 import ipywidgets as widgets
 
 from . import loop as nbws_loop
+from .budget import UpdateBudget
 from .errors import ConnectError, ConnectionClosedError
-from .jsontext import parse_json_payload
+from .jsontext import dumps, loads, parse_json_payload, pretty
 from .redact import redact_url
 from .state import CLOSED, CONNECTING
 
 __all__ = ["Panel", "MAX_UPDATES_PER_SECOND", "TICK_SECONDS"]
 
 MAX_UPDATES_PER_SECOND = 20
+MAX_BYTES_PER_SECOND = 100_000  # of widget data on IOPub
 TICK_SECONDS = 0.1
 LOG_SIZE = 50
 TAIL_ROWS = 5
-MAX_CHARS = 2_000  # of one message in the log
-ONE_LINE = 160  # JSON up to this many characters stays on one line
+LINE_CHARS = 200  # of one message's line in the log
+MAX_CHARS = 2_000  # of one message's pretty form (shown when the view is paused)
+CELL_CHARS = 40  # of one cell of the frame's tail
 HEX_PREVIEW = 32  # bytes of a binary message shown
 
 _BADGE_COLORS = {
@@ -48,16 +52,20 @@ _STYLE = """<style>
 .nbws-badge{color:#fff;border-radius:9px;padding:1px 8px;font-size:12px;font-weight:600}
 .nbws-counters span{margin-right:14px;color:var(--jp-ui-font-color1,#222)}
 .nbws-counters b{font-weight:600}
-.nbws-log{display:flex;flex-direction:column-reverse;max-height:320px;overflow:auto;
+.nbws-log{display:flex;flex-direction:column-reverse;height:240px;overflow:auto;
   border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;padding:2px 6px;
   background:var(--jp-layout-color1,#fff)}
-.nbws-msg{display:flex;gap:10px;border-bottom:1px solid var(--jp-border-color3,#eee);padding:2px 0}
-.nbws-msg pre{margin:0;flex:1;white-space:pre-wrap;overflow-wrap:anywhere;
+.nbws-msg{display:flex;gap:10px;border-bottom:1px solid var(--jp-border-color3,#eee);padding:1px 0}
+.nbws-msg code,.nbws-msg summary{flex:1;min-width:0;white-space:nowrap;overflow:hidden;
+  text-overflow:ellipsis;font-family:var(--jp-code-font-family,monospace);font-size:12px}
+.nbws-msg details{flex:1;min-width:0}
+.nbws-msg pre{margin:2px 0;white-space:pre-wrap;overflow-wrap:anywhere;max-height:200px;overflow:auto;
   font-family:var(--jp-code-font-family,monospace);font-size:12px}
 .nbws-msg .nbws-meta{flex:none;width:10em;padding-top:1px}
 .nbws-meta{font-size:11px;color:var(--jp-ui-font-color2,#666);white-space:nowrap}
 .nbws-out .nbws-meta{color:#1a5fb4}
-.nbws-tail{font-size:11px;overflow:auto;margin-top:6px}
+.nbws-tail{font-size:11px;height:150px;overflow:auto;margin-top:6px}
+.nbws-tail td{white-space:nowrap}
 .nbws-tail table{border-collapse:collapse}
 .nbws-tail td,.nbws-tail th{padding:1px 6px;border-bottom:1px solid var(--jp-border-color3,#eee)}
 .nbws-empty{color:var(--jp-ui-font-color2,#888);font-size:12px;padding:4px 0}
@@ -76,31 +84,81 @@ def _clock(time_ns: int) -> str:
     return datetime.fromtimestamp(time_ns / 1e9, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
+def _size(data: str | bytes) -> int:
+    return len(data) if isinstance(data, bytes) else len(data.encode(errors="surrogatepass"))
+
+
 def describe(data: str | bytes) -> str:
-    """What the log shows of one message (plain text; the caller escapes it)."""
+    """One message on one line (plain text; the caller escapes it): JSON compact, text with
+    its line breaks shown as ``⏎``, binary as hex; cut at ``LINE_CHARS`` with the size shown."""
     if isinstance(data, bytes):
         preview = data[:HEX_PREVIEW].hex(" ")
         more = " …" if len(data) > HEX_PREVIEW else ""
         return f"binary, {len(data)} bytes: {preview}{more}"
     try:
-        value = json.loads(data)
-    except ValueError:
-        text = data
-    else:
-        text = json.dumps(value, ensure_ascii=False)
-        if len(text) > ONE_LINE:
-            text = json.dumps(value, indent=2, ensure_ascii=False)
-    return (
-        text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + f" … ({len(text) - MAX_CHARS} more characters)"
-    )
+        text = dumps(loads(data))
+    except (ValueError, TypeError):  # not JSON, or JSON orjson cannot write back (NaN)
+        text = data.replace("\r\n", "\n").replace("\n", " ⏎ ")
+    if len(text) <= LINE_CHARS:
+        return text
+    return f"{text[:LINE_CHARS]} … ({_human_bytes(_size(data))} in all)"
 
 
-def _entry(direction: str, time_ns: int, data: str | bytes) -> str:
+def describe_in_full(data: str | bytes) -> str | None:
+    """The pretty form of a message (indented JSON, cut at ``MAX_CHARS``), or None when its one
+    line (``describe``) already shows all of it."""
+    if isinstance(data, bytes):
+        return None
+    try:
+        value = loads(data)
+        text, line = pretty(value), dumps(value)
+    except (ValueError, TypeError):
+        text = line = data
+    if len(line) <= LINE_CHARS and "\n" not in line:
+        return None
+    if len(text) <= MAX_CHARS:
+        return text
+    return f"{text[:MAX_CHARS]} … ({len(text) - MAX_CHARS:,} more characters)"
+
+
+def _escape(text: str) -> str:
+    """Text made safe inside an element: ``<``, ``>``, ``&`` (quotes need no escaping there)."""
+    return html.escape(text, quote=False)
+
+
+def _entry(direction: str, time_ns: int, data: str | bytes, expandable: bool = False) -> str:
+    """One log entry: a line; with ``expandable``, a line that opens onto the pretty form."""
     arrow, css = ("↑ out", "nbws-msg nbws-out") if direction == "out" else ("↓ in", "nbws-msg")
-    return (
-        f'<div class="{css}"><div class="nbws-meta">{arrow} {_clock(time_ns)}</div>'
-        f"<pre>{html.escape(describe(data))}</pre></div>"
-    )
+    meta = f'<div class="nbws-meta">{arrow} {_clock(time_ns)}</div>'
+    line = _escape(describe(data))
+    full = describe_in_full(data) if expandable else None
+    if full is None:
+        return f'<div class="{css}">{meta}<code>{line}</code></div>'
+    details = f"<details><summary>{line}</summary><pre>{_escape(full)}</pre></details>"
+    return f'<div class="{css}">{meta}{details}</div>'
+
+
+def _cell(value: Any) -> str:
+    """A cell of the frame's tail, cut at ``CELL_CHARS`` characters."""
+    if isinstance(value, (list, dict)):
+        try:
+            value = dumps(value)
+        except TypeError:
+            value = str(value)
+    elif not isinstance(value, str):
+        return value
+    return value if len(value) <= CELL_CHARS else value[: CELL_CHARS - 1] + "…"
+
+
+def _tail_html(tail: Any) -> str:
+    """The frame's last rows as an HTML table, cells and names cut (pandas escapes them)."""
+    tail = tail.copy()
+    tail.index = tail.index.strftime("%H:%M:%S.%f").str[:-3].rename("received_at (UTC)")
+    tail.columns = [_cell(str(name)) for name in tail.columns]
+    for i, dtype in enumerate(tail.dtypes):
+        if dtype.kind not in "biufcmM":
+            tail.isetitem(i, tail.iloc[:, i].map(_cell, na_action="ignore").astype(object))
+    return tail.to_html(escape=True, border=0, max_cols=12, float_format=lambda x: repr(float(x)))
 
 
 class Panel(widgets.VBox):
@@ -116,9 +174,10 @@ class Panel(widgets.VBox):
         self.paused = False
         self._cleared = (0, 0)  # (seq, time_ns): the view shows only what came after
         self._frozen: str | None = None  # the log while paused
-        self._updates: deque[float] = deque()  # when the last comm updates were sent
+        self._budget = UpdateBudget(MAX_UPDATES_PER_SECOND, MAX_BYTES_PER_SECOND)
         self._timer: Any = None  # the next tick, on the loop thread
         self._rendered: dict[tuple[str, int], str] = {}
+        self.style = widgets.HTML(_STYLE)  # sent once, not with every status
         self.status = widgets.HTML()
         self.body = widgets.HTML()
         self.pause_button = widgets.Button(description="Pause", icon="pause", tooltip="pause the view")
@@ -146,7 +205,7 @@ class Panel(widgets.VBox):
             layout=widgets.Layout(width="100%"),
         )
         super().__init__(
-            [self.status, controls, self.body, sender, self.send_status],
+            [self.style, self.status, controls, self.body, sender, self.send_status],
             layout=widgets.Layout(border="1px solid #ccc", padding="6px", width="100%"),
         )
         # Redraw on every state change: a reopened connection restarts the stopped timer.
@@ -161,6 +220,7 @@ class Panel(widgets.VBox):
     def toggle_pause(self) -> None:
         """Freeze or unfreeze the view of messages; receiving goes on."""
         self.paused = not self.paused
+        self._frozen = None  # paused: drawn once more, with each message expandable
         self.pause_button.description = "Resume" if self.paused else "Pause"
         self.pause_button.icon = "play" if self.paused else "pause"
         self.refresh()
@@ -219,24 +279,24 @@ class Panel(widgets.VBox):
 
     def _draw(self) -> bool:
         """Assign what changed, within the update budget; True once the final state is shown."""
-        now = time.monotonic()
-        while self._updates and now - self._updates[0] >= 1.0:
-            self._updates.popleft()
+        stats = self.ws.stats
         changes = [
-            (self.status, "value", self._status_html()),
+            (self.status, "value", self._status_html(stats)),
             (self.body, "value", self._body_html()),
             (self.close_button, "disabled", self.ws.ready_state == CLOSED),
         ]
         changes = [(w, name, value) for w, name, value in changes if getattr(w, name) != value]
-        if len(self._updates) + len(changes) > MAX_UPDATES_PER_SECOND:
+        sizes = [len(value) if isinstance(value, str) else 8 for _, _, value in changes]
+        now = time.monotonic()
+        if not self._budget.allows(now, sizes):
             return False  # over budget: try again on the next tick
         for widget, name, value in changes:
             setattr(widget, name, value)
-            self._updates.append(now)
+        self._budget.spend(now, sizes)
         # The timer may stop once closed and drawn: nothing will change without a user action.
         return not changes and self.ws.ready_state == CLOSED
 
-    def _badge(self) -> tuple[str, str]:
+    def _badge(self, stats: dict) -> tuple[str, str]:
         ws = self.ws
         state = ws.ready_state
         if state == CLOSED:
@@ -246,16 +306,14 @@ class Panel(widgets.VBox):
             reason = f" {close.reason}" if close.reason else ""
             kind = "closed" if close.was_clean else "failed"
             return kind, f"closed {close.code}{reason}"
-        stats = ws.stats
         if state == CONNECTING and (stats["reconnecting"] or stats["reconnects"]):
             attempts = stats["attempts"]
             return "reconnecting", f"reconnecting (attempt {attempts + 1})" if attempts else "reconnecting"
         return state.name.lower(), state.name.lower()
 
-    def _status_html(self) -> str:
+    def _status_html(self, stats: dict) -> str:
         ws = self.ws
-        stats = ws.stats
-        kind, label = self._badge()
+        kind, label = self._badge(stats)
         badge = (
             f'<span class="nbws-badge" style="background:{_BADGE_COLORS[kind]}">{html.escape(label)}</span>'
         )
@@ -275,7 +333,7 @@ class Panel(widgets.VBox):
             counters.append(("reconnects", f"{stats['reconnects']:,}"))
         items = "".join(f"<span>{name} <b>{value}</b></span>" for name, value in counters)
         return (
-            f'{_STYLE}<div class="nbws-head"><b>{html.escape(ws.name)}</b> '
+            f'<div class="nbws-head"><b>{html.escape(ws.name)}</b> '
             f"<code>{html.escape(redact_url(ws.url))}</code> {badge}{paused}"
             f'<div class="nbws-counters">{items}</div></div>'
         )
@@ -286,35 +344,31 @@ class Panel(widgets.VBox):
         ws = self.ws
         cleared_seq, cleared_ns = self._cleared
         entries = [
-            (e.received_at.timestamp() * 1e9, ("in", e.seq), e.data)
+            (int(e.received_at.timestamp() * 1e9), ("in", e.seq), e.data)
             for e in ws.recent(self.log_size, after=cleared_seq)
         ]
-        sent = ws.recent_sent(self.log_size, after_ns=cleared_ns)
-        entries += [(t, ("out", i), data) for i, (t, data) in enumerate(sent)]
+        entries += [(t, ("out", t), data) for t, data in ws.recent_sent(self.log_size, after_ns=cleared_ns)]
         entries.sort(key=lambda entry: entry[0])
         entries = entries[-self.log_size :]
-        cache = self._rendered
-        rendered = []
-        for t, key, data in reversed(entries):  # newest first in the DOM: shown last, scrolled to
-            if key[0] == "out":
-                rendered.append(_entry("out", int(t), data))
-            else:
+        if self.paused:  # drawn once while paused: each message opens onto its pretty form
+            rendered = [_entry(key[0], t, data, expandable=True) for t, key, data in entries]
+        else:  # each message rendered once, when it first shows
+            cache = self._rendered
+            rendered = []
+            for t, key, data in entries:
                 if key not in cache:
-                    cache[key] = _entry("in", int(t), data)
+                    cache[key] = _entry(key[0], t, data)
                 rendered.append(cache[key])
-        if len(cache) > 4 * self.log_size:
-            keep = {key for _, key, _ in entries}
-            self._rendered = {k: v for k, v in cache.items() if k in keep}
-        log = "".join(rendered) or '<div class="nbws-empty">no messages yet</div>'
-        tail = ws.tail(TAIL_ROWS)
-        table = ""
-        if len(tail.columns):
-            tail.index = tail.index.strftime("%H:%M:%S.%f").str[:-3].rename("received_at (UTC)")
-            table = tail.to_html(escape=True, border=0, max_cols=12, float_format=lambda x: repr(float(x)))
+            if len(cache) > 4 * self.log_size:
+                keep = {key for _, key, _ in entries}
+                self._rendered = {k: v for k, v in cache.items() if k in keep}
+        # newest first in the DOM: shown last (column-reverse), scrolled into view
+        log = "".join(reversed(rendered)) or '<div class="nbws-empty">no messages yet</div>'
         body = f'<div class="nbws-log">{log}</div>'
-        if table:
+        tail = ws.tail(TAIL_ROWS)
+        if len(tail.columns):
             rows = "row" if len(tail) == 1 else f"{len(tail)} rows"
             caption = f'<div class="nbws-meta">ws.frame, last {rows}</div>'
-            body += f'<div class="nbws-tail">{caption}{table}</div>'
+            body += f'<div class="nbws-tail">{caption}{_tail_html(tail)}</div>'
         self._frozen = body
         return body

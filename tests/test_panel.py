@@ -42,7 +42,7 @@ def test_message_text_is_escaped_never_markup(echo):
     wait_for(lambda: "__nbws_xss=2" in panel.body.value and panel.body.value.count("↓") == 2)
     body = panel.body.value
     assert "<img" not in body and "<script" not in body and "</script>" not in body
-    assert "&lt;img src=x onerror=&quot;window.__nbws_xss=1;alert(1)&quot;&gt;" in body
+    assert '&lt;img src=x onerror="window.__nbws_xss=1;alert(1)"&gt;' in body  # quotes: only text
     assert "&lt;/script&gt;&lt;script&gt;" in body
 
 
@@ -76,11 +76,72 @@ def test_binary_shows_length_and_hex(echo):
     assert "… " not in panel_module.describe(b"\x00") and "…" in panel_module.describe(bytes(40))
 
 
-def test_json_is_pretty_printed(echo):
-    """Short JSON stays on one line; long JSON is indented."""
-    assert panel_module.describe('{"a":1}') == '{"a": 1}'
-    long = json.dumps({f"key{i}": i for i in range(30)})
-    assert panel_module.describe(long).startswith('{\n  "key0": 0,')
+BOOK = json.dumps(
+    {
+        "e": "depthUpdate",
+        "s": "BTCUSDT",
+        "b": [[f"{67000 - k * 0.01:.2f}", "0.12345678"] for k in range(20)],
+        "a": [[f"{67000 + k * 0.01:.2f}", "0.87654321"] for k in range(20)],
+    },
+    indent=1,  # a server that pretty-prints: still one line in the log
+)
+
+
+def test_a_message_is_one_compact_line_cut_with_its_size():
+    """JSON on one line, compact; a long message is cut and says how big it is."""
+    assert panel_module.describe('{"a": 1,\n "b": [1, 2]}') == '{"a":1,"b":[1,2]}'
+    assert panel_module.describe("two\nlines") == "two ⏎ lines"
+    line = panel_module.describe(BOOK)
+    assert "\n" not in line and line.startswith('{"e":"depthUpdate","s":"BTCUSDT","b":[["67000.00"')
+    size = len(BOOK.encode()) / 1024
+    assert line.endswith(f" … ({size:.1f} KiB in all)")
+    assert len(line) < panel_module.LINE_CHARS + 30
+
+
+def test_the_pretty_form_is_there_only_for_what_one_line_cuts():
+    assert panel_module.describe_in_full('{"a": 1}') is None
+    full = panel_module.describe_in_full(BOOK)
+    assert full.startswith('{\n  "e": "depthUpdate",')
+    assert len(panel_module.describe_in_full(json.dumps(list(range(5000))))) < panel_module.MAX_CHARS + 40
+
+
+def test_kb_sized_messages_keep_the_panel_compact(echo):
+    """60 order-book messages of ~1.5 KB: each one line in the log, the tail's cells cut."""
+    panel = echo.panel()
+    for _ in range(60):
+        echo.send(BOOK)
+    echo.wait_for_messages(60, timeout=10)
+    wait_for(lambda: panel.body.value.count("nbws-msg") == panel.log_size and "nbws-tail" in panel.body.value)
+    body = panel.body.value
+    assert "<details>" not in body and "<pre>" not in body  # live: lines only
+    assert len(body) < 50 * (panel_module.LINE_CHARS + 200) + 5_000  # not 50 x 1.5 KB
+    tail = body.split('class="nbws-tail"')[1]
+    cells = [cell.split("</td>")[0] for cell in tail.split("<td>")[1:]]
+    assert cells and max(map(len, cells)) <= panel_module.CELL_CHARS
+    assert any(cell.endswith("…") for cell in cells)
+
+
+def test_paused_view_opens_each_long_message_onto_its_pretty_form(echo):
+    panel = echo.panel()
+    echo.send(BOOK)
+    echo.send("short")
+    wait_for(lambda: ">short<" in panel.body.value)
+    panel.pause_button.click()
+    wait_for(lambda: "<details>" in panel.body.value)
+    body = panel.body.value
+    assert body.count("<details>") == 2  # the book, sent and received; "short" stays a line
+    assert '"e": "depthUpdate"' in body
+    panel.pause_button.click()
+    wait_for(lambda: "<details>" not in panel.body.value)
+
+
+def test_the_style_is_sent_once(echo):
+    """The style sheet is its own widget: status updates do not carry it again."""
+    panel = echo.panel()
+    assert "<style>" in panel.style.value
+    echo.send("x")
+    wait_for(lambda: "received <b>1</b>" in panel.status.value)
+    assert "<style" not in panel.status.value and "<style" not in panel.body.value
 
 
 def test_log_is_bounded_newest_last(echo):
@@ -93,7 +154,7 @@ def test_log_is_bounded_newest_last(echo):
     body = panel.body.value
     # 60 sent and 60 received: the log shows the newest 50 of the 120 entries, by time
     assert body.count('class="nbws-msg') == panel.log_size
-    shown = [chunk.split("</pre>")[0] for chunk in body.split("<pre>")[1:]]
+    shown = [chunk.split("</code>")[0] for chunk in body.split("<code>")[1:]]
     assert ">m0<" not in body and ">m9<" not in body
     assert shown[0] == "m59"  # the newest: the last echo
     # newest first in the DOM (column-reverse shows it last, scrolled into view)
