@@ -169,6 +169,12 @@ class WebSocket:
         """The last ``n`` rows of ``frame``, cheaply (for displays)."""
         return self._store.tail(n)
 
+    def recent_rows(self, n: int = 5) -> list[tuple[int, dict]]:
+        """The newest ``n`` rows of ``frame`` as ``(time_ns, {column: value})``, oldest first,
+        without pandas and at a cost of ``n`` rows (for displays; fewer right after a chunk of
+        messages that are not JSON)."""
+        return self._store.recent_rows(n)
+
     def recent(self, count: int, after: int = 0) -> list[MessageEvent]:
         """The newest ``count`` received messages whose ``seq`` is at least ``after``, oldest first."""
         received = self._store.received

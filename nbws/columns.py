@@ -51,8 +51,8 @@ def _columns(rows: list[dict]) -> tuple[list[str], list[pd.Series]]:
         prefix, level, items = stack[-1]
         for key, series in items:
             name = prefix + key
-            values = series.to_numpy()
-            if series.dtype == object and dict in set(map(type, values)):
+            # (to_numpy only where it is a view: Arrow strings would be copied out as objects)
+            if series.dtype == object and dict in set(map(type, series.to_numpy())):
                 values = [row.get(key) for row in level]  # None where absent, not NaN
                 others = [None if value.__class__ is dict else value for value in values]
                 if any(value is not None for value in others):  # a scalar beside the objects
@@ -61,7 +61,7 @@ def _columns(rows: list[dict]) -> tuple[list[str], list[pd.Series]]:
                 nested = [value if value.__class__ is dict else _EMPTY for value in values]
                 stack.append((name + ".", nested, iter(pd.DataFrame(nested).items())))
                 break
-            if series.dtype == np.float64 and _may_be_rounded(values):
+            if series.dtype == np.float64 and _may_be_rounded(series.to_numpy()):
                 series = _exact(series, [row.get(key) for row in level])
             names.append(name)
             columns.append(series)

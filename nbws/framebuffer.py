@@ -11,13 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FrameBuffer", "INDEX_NAME"]
+__all__ = ["FrameBuffer", "INDEX_NAME", "index_of"]
 
 INDEX_NAME = "received_at"
 # Arrow string chunks a column keeps before merging them (each frame costs one step per chunk).
 MAX_STRING_CHUNKS = 256
 # The largest integer float64 holds exactly: beyond it, integer columns that need NaN stay objects.
 _EXACT = 2**53
+
+
+def index_of(times: list[int]) -> pd.DatetimeIndex:
+    """The ``received_at`` index of rows that arrived at ``times`` (ns since the epoch)."""
+    return pd.DatetimeIndex(np.asarray(times, dtype="M8[ns]"), name=INDEX_NAME).tz_localize("UTC")
 
 
 def _exact_as_float(values: np.ndarray) -> bool:
@@ -80,7 +85,7 @@ class FrameBuffer:
     @staticmethod
     def _new_index(capacity: int) -> pd.DatetimeIndex:
         # Written in place through asi8 (a view of its data) where no frame handed out looks.
-        return pd.DatetimeIndex(np.zeros(capacity, "M8[ns]"), name=INDEX_NAME).tz_localize("UTC")
+        return index_of([0] * capacity)
 
     def reserve(self, rows: int) -> None:
         """Room for ``rows`` rows after ``stop``: a bigger buffer, live rows moved to its front."""

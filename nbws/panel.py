@@ -36,6 +36,7 @@ TAIL_ROWS = 5
 LINE_CHARS = 200  # of one message's line in the log
 MAX_CHARS = 2_000  # of one message's pretty form (shown when the view is paused)
 CELL_CHARS = 40  # of one cell of the frame's tail
+TAIL_COLUMNS = 12  # of the frame's tail
 HEX_PREVIEW = 32  # bytes of a binary message shown
 
 _BADGE_COLORS = {
@@ -65,7 +66,8 @@ _STYLE = """<style>
 .nbws-meta{font-size:11px;color:var(--jp-ui-font-color2,#666);white-space:nowrap}
 .nbws-out .nbws-meta{color:#1a5fb4}
 .nbws-tail{font-size:11px;height:150px;overflow:auto;margin-top:6px}
-.nbws-tail td{white-space:nowrap}
+.nbws-tail td,.nbws-tail th{white-space:nowrap;text-align:left;font-weight:normal}
+.nbws-tail thead th{font-weight:600}
 .nbws-tail table{border-collapse:collapse}
 .nbws-tail td,.nbws-tail th{padding:1px 6px;border-bottom:1px solid var(--jp-border-color3,#eee)}
 .nbws-empty{color:var(--jp-ui-font-color2,#888);font-size:12px;padding:4px 0}
@@ -139,26 +141,36 @@ def _entry(direction: str, time_ns: int, data: str | bytes, expandable: bool = F
 
 
 def _cell(value: Any) -> str:
-    """A cell of the frame's tail, cut at ``CELL_CHARS`` characters."""
+    """A cell of the frame's tail as text, cut at ``CELL_CHARS`` characters (not escaped)."""
+    if value is None:
+        return ""
     if isinstance(value, (list, dict)):
         try:
             value = dumps(value)
         except TypeError:
             value = str(value)
-    elif not isinstance(value, str):
-        return value
+    elif isinstance(value, float):
+        value = repr(value)
+    else:
+        value = str(value)
     return value if len(value) <= CELL_CHARS else value[: CELL_CHARS - 1] + "…"
 
 
-def _tail_html(tail: Any) -> str:
-    """The frame's last rows as an HTML table, cells and names cut (pandas escapes them)."""
-    tail = tail.copy()
-    tail.index = tail.index.strftime("%H:%M:%S.%f").str[:-3].rename("received_at (UTC)")
-    tail.columns = [_cell(str(name)) for name in tail.columns]
-    for i, dtype in enumerate(tail.dtypes):
-        if dtype.kind not in "biufcmM":
-            tail.isetitem(i, tail.iloc[:, i].map(_cell, na_action="ignore").astype(object))
-    return tail.to_html(escape=True, border=0, max_cols=12, float_format=lambda x: repr(float(x)))
+def _tail_html(rows: list[tuple[int, dict]]) -> str:
+    """The frame's newest rows as an HTML table: ``TAIL_COLUMNS`` columns at most, cells cut."""
+    names = list(dict.fromkeys(name for _, row in rows for name in row))
+    more = len(names) - TAIL_COLUMNS
+    names = names[:TAIL_COLUMNS]
+    head = "".join(f"<th>{_escape(_cell(name))}</th>" for name in names)
+    head += f"<th>… {more} more</th>" if more > 0 else ""
+    body = "".join(
+        f"<tr><th>{_clock(time_ns)}</th>"
+        + "".join(f"<td>{_escape(_cell(row.get(name)))}</td>" for name in names)
+        + ("<td></td>" if more > 0 else "")
+        + "</tr>"
+        for time_ns, row in rows
+    )
+    return f"<table><thead><tr><th>received_at (UTC)</th>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 class Panel(widgets.VBox):
@@ -365,10 +377,10 @@ class Panel(widgets.VBox):
         # newest first in the DOM: shown last (column-reverse), scrolled into view
         log = "".join(reversed(rendered)) or '<div class="nbws-empty">no messages yet</div>'
         body = f'<div class="nbws-log">{log}</div>'
-        tail = ws.tail(TAIL_ROWS)
-        if len(tail.columns):
-            rows = "row" if len(tail) == 1 else f"{len(tail)} rows"
-            caption = f'<div class="nbws-meta">ws.frame, last {rows}</div>'
-            body += f'<div class="nbws-tail">{caption}{_tail_html(tail)}</div>'
+        rows = ws.recent_rows(TAIL_ROWS)
+        if rows:
+            count = "row" if len(rows) == 1 else f"{len(rows)} rows"
+            caption = f'<div class="nbws-meta">ws.frame, last {count}</div>'
+            body += f'<div class="nbws-tail">{caption}{_tail_html(rows)}</div>'
         self._frozen = body
         return body

@@ -38,3 +38,24 @@ def test_public_names():
         assert name in nbws.__all__
         assert hasattr(nbws, name)
     assert (nbws.CONNECTING, nbws.OPEN, nbws.CLOSING, nbws.CLOSED) == (0, 1, 2, 3)
+
+
+def test_pandas_waits_for_the_first_frame():
+    """import nbws, connecting and receiving a few messages leave pandas (and numpy, pyarrow)
+    unimported; the first chunk sealed or frame asked for imports them."""
+    code = (
+        "import sys\n"
+        "from nbws.store import MessageStore\n"
+        "import nbws\n"
+        "heavy = lambda: [m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules]\n"
+        "store = MessageStore(chunk_size=4)\n"
+        'for i in range(3): store.append(\'{"a": {"b": %d}}\' % i, i)\n'
+        "rows, events, before = store.recent_rows(2), store.messages(), heavy()\n"
+        "store.append('{}', 3)\n"
+        "print(before, rows, len(events), heavy())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("] ", 1)[0] == "["
+    assert "[(1, {'a.b': 1}), (2, {'a.b': 2})] 3" in result.stdout
+    assert "'pandas'" in result.stdout.rsplit("3 ", 1)[1]

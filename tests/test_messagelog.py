@@ -1,0 +1,60 @@
+"""nbws.messagelog: the log of what a connection received, without pandas."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbws.messagelog import MessageLog, flat_row, json_rows
+
+
+def fill(log: MessageLog, payloads) -> None:
+    for i, payload in enumerate(payloads):
+        log.append(payload, 1_000 + i)
+
+
+def test_flat_row_names_leaves_as_the_frame_does():
+    assert flat_row({"a": 1, "b": {"c": {"d": "x"}, "e": [1, {"f": 2}]}}) == {
+        "a": 1,
+        "b.c.d": "x",
+        "b.e": [1, {"f": 2}],
+    }
+    assert flat_row({"a": {"b": 1}, "a.b": 2}) == {"a.b": 1, "a.b.1": 2}
+    assert flat_row({"a": {}, "b": None}) == {"b": None}  # {} has no leaves: no column
+
+
+def test_flat_row_takes_nesting_deeper_than_the_recursion_limit():
+    row: dict = {"leaf": 1}
+    for _ in range(1_500):
+        row = {"k": row}
+    ((name, value),) = flat_row(row).items()
+    assert name.endswith(".k.leaf") and value == 1
+
+
+def test_json_rows_puts_non_objects_in_value_and_leaves_out_what_is_not_json():
+    log = MessageLog()
+    fill(log, ['{"a": 1}', "[1, 2]", "not json", b"\x00", "3"])
+    times, values = log._open_chunk()
+    assert json_rows(times, values) == ([{"a": 1}, {"value": [1, 2]}, {"value": 3}], [1_000, 1_001, 1_004])
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 100])
+def test_recent_rows_are_the_newest_rows_across_seals(chunk_size):
+    log = MessageLog(chunk_size=chunk_size)
+    fill(log, [f'{{"i": {i}, "n": {{"x": {i}}}}}' if i % 3 else "nope" for i in range(20)])
+    rows = log.recent_rows(4)
+    assert [row["i"] for _, row in rows] == [14, 16, 17, 19]
+    assert [t for t, _ in rows] == [1_014, 1_016, 1_017, 1_019]
+    assert rows[-1][1] == {"i": 19, "n.x": 19}
+
+
+def test_recent_rows_respect_max_rows():
+    log = MessageLog(max_rows=2, chunk_size=2)
+    fill(log, ['{"i": 0}', '{"i": 1}', '{"i": 2}'])
+    assert [row["i"] for _, row in log.recent_rows(5)] == [1, 2]
+
+
+def test_bytes_received_counts_utf8_bytes():
+    """bytes_received counts encoded bytes, as on the wire."""
+    log = MessageLog()
+    fill(log, ['"é"', b"\x00\x01"])
+    assert log.bytes_received == len('"é"'.encode()) + 2
