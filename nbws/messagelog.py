@@ -15,7 +15,7 @@ from array import array
 from collections import deque
 from typing import Any
 
-from .events import MessageEvent, to_datetime
+from .events import MessageEvent, message_event
 from .jsontext import fast_loads, loads
 
 __all__ = ["MessageLog", "DEFAULT_CHUNK_SIZE", "NOT_JSON", "VALUE_COLUMN", "json_rows", "flat_row"]
@@ -133,7 +133,7 @@ class MessageLog:
 
     def _seal(self) -> None:
         data, times, values = self._data, self._times, self._values
-        rows = self._sealing(times, values)
+        rows = self._sealing(data, times, values)
         sealed = _Sealed(self._first_seq, data, times)
         with self._lock:
             self._data, self._times, self._values = [], [], []
@@ -153,8 +153,8 @@ class MessageLog:
 
     # Hooks for the frame side (MessageStore): what becomes of a sealed chunk's values.
 
-    def _sealing(self, times: list[int], values: list) -> Any:
-        """Turn a chunk's values into rows (loop thread, no lock held)."""
+    def _sealing(self, data: list, times: list[int], values: list) -> Any:
+        """Turn a chunk's payloads and values into rows (loop thread, no lock held)."""
 
     def _sealed_rows(self, rows: Any) -> None:
         """Keep the rows ``_sealing`` made (``_lock`` held)."""
@@ -224,9 +224,7 @@ class MessageLog:
         events = []
         for first_seq, chunk_data, chunk_times in parts:
             lo, hi = max(start - first_seq, 0), min(stop - first_seq, len(chunk_data))
-            events.extend(
-                MessageEvent(chunk_data[i], first_seq + i, to_datetime(chunk_times[i])) for i in range(lo, hi)
-            )
+            events.extend(message_event(chunk_data[i], first_seq + i, chunk_times[i]) for i in range(lo, hi))
         return events
 
     def oldest_seq(self) -> int:

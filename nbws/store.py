@@ -1,9 +1,11 @@
 """MessageStore: the message log, and the DataFrame of its JSON messages on demand.
 
-Every ``chunk_size`` messages the log seals a chunk: its parsed JSON objects become a DataFrame
-(``nbws.columns``: one row each, nested objects as dotted columns). Sealed DataFrames move into
-growable per-column buffers (``nbws.framebuffer``; every ``BATCH_ROWS`` rows, and whenever a
-frame is asked for); ``frame()`` returns a DataFrame of views of them plus the open chunk's rows,
+Every ``chunk_size`` messages the log seals a chunk: a chunk of scalars goes through Arrow's
+JSON reader (``nbws.arrowchunk``), any other through pandas from the values already parsed
+(``nbws.columns``); either way one row per message, nested objects as dotted columns. Sealed
+rows move into growable per-column buffers (``nbws.framebuffer``; every ``BATCH_ROWS`` rows, and
+whenever a frame is asked for), consecutive Arrow Tables converted together; ``frame()``
+returns a DataFrame of views of them plus the open chunk's rows,
 so asking again after new messages costs the new rows, not all of them. Only the loop thread
 appends; whoever moves DataFrames into the buffers or reads them holds ``_read_lock``.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .messagelog import DEFAULT_CHUNK_SIZE, MessageLog, json_rows
@@ -31,12 +34,14 @@ BATCH_ROWS = 32_768
 
 
 class _Rows:
-    """Sealed rows not yet moved into the frame's buffers, and their arrival times."""
+    """Sealed rows not yet moved into the frame's buffers: a DataFrame or a pyarrow Table, and
+    their arrival times."""
 
-    __slots__ = ("frame", "times")
+    __slots__ = ("frame", "table", "times")
 
-    def __init__(self, frame: pd.DataFrame, times: list[int]) -> None:
+    def __init__(self, times: list[int], frame: pd.DataFrame | None = None, table: Any = None) -> None:
         self.frame = frame
+        self.table = table
         self.times = times
 
     def __len__(self) -> int:
@@ -48,7 +53,31 @@ def _rows(times: list[int], values: list[Any]) -> _Rows | None:
     from .columns import chunk_frame
 
     rows, row_times = json_rows(times, values)
-    return _Rows(chunk_frame(rows), row_times) if rows else None
+    return _Rows(row_times, frame=chunk_frame(rows)) if rows else None
+
+
+def _frames(pending: list[_Rows]) -> Iterator[tuple[pd.DataFrame, Any]]:
+    """Each DataFrame of ``pending`` (emptied as it goes), and consecutive Tables with the same
+    fields (names and types) as one DataFrame (up to ``BATCH_ROWS`` rows): fewer, bigger conversions."""
+    import numpy as np
+
+    from .arrowchunk import tables_frame
+
+    pending.reverse()
+    while pending:
+        rows = pending.pop()
+        if rows.table is None:
+            yield rows.frame, np.asarray(rows.times, dtype="int64")
+            continue
+        batch, fields = [rows], set(rows.table.schema)  # names and types
+        size = len(rows)
+        while pending and pending[-1].table is not None and size < BATCH_ROWS:
+            if set(pending[-1].table.schema) != fields:
+                break
+            batch.append(pending.pop())
+            size += len(batch[-1])
+        times = np.concatenate([np.asarray(rows.times, dtype="int64") for rows in batch])
+        yield tables_frame([rows.table for rows in batch]), times
 
 
 class MessageStore(MessageLog):
@@ -68,10 +97,19 @@ class MessageStore(MessageLog):
         self._read_lock = threading.Lock()
         self._buffer: FrameBuffer | None = None
         self._cache: tuple[int, pd.DataFrame] | None = None
+        self._arrow: Any = None  # the ArrowChunkReader, once a chunk needs it
 
     # -- sealed chunks (loop thread) -------------------------------------------------------
 
-    def _sealing(self, times: list[int], values: list) -> _Rows | None:
+    def _sealing(self, data: list, times: list[int], values: list) -> _Rows | None:
+        from .arrowchunk import ArrowChunkReader, suits_arrow
+
+        if suits_arrow(data, values):
+            if self._arrow is None:
+                self._arrow = ArrowChunkReader()
+            table = self._arrow.read(data)
+            if table is not None:
+                return _Rows(times, table=table)
         return _rows(times, values)
 
     def _sealed_rows(self, rows: _Rows | None) -> None:
@@ -112,15 +150,14 @@ class MessageStore(MessageLog):
     def tail(self, n: int = 5) -> pd.DataFrame:
         """The last ``n`` rows of the frame, with the columns that have a value in them, in the
         frame's order. Costs ``n`` rows whatever the size of the frame or of the open chunk."""
-        import pandas as pd
-
-        from .framebuffer import INDEX_NAME, index_of
+        from .columns import chunk_frame
+        from .framebuffer import index_of
 
         n = n if self.max_rows is None else min(n, self.max_rows)
         rows = self.recent_rows(n)
         if len(rows) >= n:
-            result = pd.DataFrame([row for _, row in rows], index=index_of([t for t, _ in rows]))
-            result.index.name = INDEX_NAME
+            result = chunk_frame([row for _, row in rows])  # (its exact wide integers too)
+            result.index = index_of([t for t, _ in rows])
         else:  # right after a seal with messages that are not JSON: the frame's last rows
             with self._read_lock:
                 _, result = self._view(n)
@@ -138,17 +175,13 @@ class MessageStore(MessageLog):
 
     def _absorb(self, pending: list[_Rows], stale: bool) -> None:
         """Move sealed rows into the frame's buffers (hold _read_lock)."""
-        import numpy as np
-
         from .framebuffer import FrameBuffer
 
         if stale or self._buffer is None:  # max_rows dropped rows before these: start afresh
             self._buffer = FrameBuffer(self.max_rows)
         buffer = self._buffer
-        pending.reverse()
-        while pending:  # each DataFrame is freed once in the buffers (a lower peak)
-            rows = pending.pop()
-            buffer.append(rows.frame, np.asarray(rows.times, dtype="int64"))
+        for frame, times in _frames(pending):  # each freed once in the buffers (a lower peak)
+            buffer.append(frame, times)
         if self.max_rows is not None:
             buffer.start = max(buffer.start, buffer.stop - self.max_rows)
 
