@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .events import ErrorEvent, MessageEvent, to_datetime
+from .events import ErrorEvent, message_event
 
 __all__ = ["EVENT_TYPES", "HOLD_SECONDS", "PRINTED_LISTENER_FAILURES", "Dispatcher", "Hold"]
 
@@ -155,9 +155,12 @@ class Dispatcher:
                     return
         entries = self._listeners["message"]
         if entries:
-            event = MessageEvent(data, seq, to_datetime(time_ns))
-            for entry in entries:
-                self._call("message", entry, event)
+            event = message_event(data, seq, time_ns)
+            for entry in entries:  # _call, inlined: this runs once per message
+                try:
+                    entry[1].run(entry[0], event)
+                except BaseException as exc:  # noqa: BLE001 - even SystemExit must not stop the stream
+                    self._report("message", entry[0], entry[1], exc)
 
     def poll_hold(self) -> bool:
         """Release the hold if the creator is done; True while it still holds."""
@@ -187,7 +190,7 @@ class Dispatcher:
                 if type == "message":
                     if listeners["message"]:
                         data, seq, time_ns = event
-                        message = MessageEvent(data, seq, to_datetime(time_ns))
+                        message = message_event(data, seq, time_ns)
                         for entry in listeners["message"]:
                             self._call("message", entry, message)
                 else:

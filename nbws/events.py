@@ -16,6 +16,7 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "to_datetime",
+    "message_event",
 ]
 
 
@@ -51,6 +52,46 @@ class MessageEvent:
         except ValueError as exc:
             preview = self.data if len(self.data) <= 40 else self.data[:37] + "..."
             raise JSONDecodeError(f"message {self.seq} is not JSON ({exc}): {preview!r}") from None
+
+
+class _ReceivedMessageEvent(MessageEvent):
+    """A MessageEvent as the receive path makes it: ``received_at`` is computed when read (most
+    listeners never read it, and a datetime costs more than the rest of the event)."""
+
+    __slots__ = ("_time_ns",)
+
+    @property
+    def received_at(self) -> datetime:  # type: ignore[override]
+        return to_datetime(self._time_ns)
+
+    def __repr__(self) -> str:
+        return f"MessageEvent(data={self.data!r}, seq={self.seq!r}, received_at={self.received_at!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MessageEvent):
+            return (self.data, self.seq, self.received_at) == (other.data, other.seq, other.received_at)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.seq, self.received_at))
+
+    def __reduce__(self) -> tuple:
+        return MessageEvent, (self.data, self.seq, self.received_at)
+
+
+_new_event = object.__new__
+_set_data = MessageEvent.data.__set__  # the slots' own setters: frozen to everyone else
+_set_seq = MessageEvent.seq.__set__
+_set_time = _ReceivedMessageEvent._time_ns.__set__
+
+
+def message_event(data: str | bytes, seq: int, time_ns: int) -> MessageEvent:
+    """The MessageEvent of message ``seq``, received at ``time_ns`` (ns since the epoch)."""
+    event = _new_event(_ReceivedMessageEvent)
+    _set_data(event, data)
+    _set_seq(event, seq)
+    _set_time(event, time_ns)
+    return event
 
 
 @dataclass(frozen=True, slots=True)

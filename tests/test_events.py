@@ -51,3 +51,22 @@ def test_deeply_nested_json_is_a_clear_value_error():
     event = nbws.MessageEvent(deep, 3, NOW)
     with pytest.raises(nbws.JSONDecodeError, match="nested too deeply"):
         event.json()
+
+
+def test_a_received_message_event_behaves_as_one_made_by_hand():
+    """The receive path's events (received_at computed when read) equal, hash, print, pickle and
+    refuse assignment like MessageEvent(data, seq, received_at)."""
+    import pickle
+
+    from nbws.events import message_event, to_datetime
+
+    time_ns = 1_767_225_600_123_456_000
+    made, received = nbws.MessageEvent("x", 3, to_datetime(time_ns)), message_event("x", 3, time_ns)
+    assert received == made and made == received and hash(received) == hash(made)
+    assert received.received_at == datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    assert repr(received) == repr(made) and isinstance(received, nbws.MessageEvent)
+    assert pickle.loads(pickle.dumps(received)) == made
+    assert dataclasses.asdict(received) == dataclasses.asdict(made)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        received.data = "y"
+    assert received != message_event("x", 4, time_ns)
