@@ -8,6 +8,10 @@ Routes:
   nested fields: ``{"type": "tick", "seq": 1, "symbol": "AAPL", "price": 101.5,
   "book": {"bid": 101.49, "ask": 101.51}, "ts": 1764130000.123}``. Asked for more than it
   can send, it sends as fast as it can, in batches that leave room for the other clients.
+- ``/book?rate=10&count=0&levels=20``: order-book diffs as exchanges send them (~1 KB with 20
+  levels): ``{"e": "depthUpdate", "E": 1764130000123, "s": "BTCUSDT", "U": 1001, "u": 1002,
+  "b": [["67000.10", "0.52000000"], ...], "a": [...]}``, prices and sizes as decimal strings,
+  ``levels`` ``[price, size]`` pairs a side; paced like ``/ticker``.
 - ``/chat``: every message is broadcast to every client on ``/chat``, sender included. A client
   that stops reading does not hold the others up; once ``CHAT_BACKLOG_LIMIT`` bytes wait for it,
   its connection is cut (it sees 1006).
@@ -29,7 +33,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -39,10 +43,10 @@ from websockets.http11 import Request, Response
 
 __all__ = ["BackgroundServer", "DemoServer", "start", "serve", "run", "ROUTES", "DEMO_TOKEN"]
 
-ROUTES = ("/echo", "/ticker", "/chat", "/private", "/close", "/drop")
+ROUTES = ("/echo", "/ticker", "/book", "/chat", "/private", "/close", "/drop")
 DEMO_TOKEN = "demo-token"
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "NVDA")
-TICKER_BATCH = 200  # /ticker yields to the loop after at most this many ticks
+TICKER_BATCH = 200  # /ticker and /book yield to the loop after at most this many messages
 CHAT_BACKLOG_LIMIT = 16 * 2**20  # bytes queued for a /chat client that stopped reading; then cut
 
 
@@ -55,6 +59,35 @@ def _number(query: dict[str, str], key: str, default: float, cast: type = float)
         return cast(query.get(key, default))
     except ValueError:
         return default
+
+
+async def _paced(
+    connection: ServerConnection, query: dict[str, str], make: Callable[[int], dict], end: str
+) -> None:
+    """Send ``make(1)``, ``make(2)``... as JSON, ``rate`` a second (0: as fast as possible),
+    ``count`` in all (0: no end), then close with 1000 and ``end``."""
+    rate = _number(query, "rate", 10.0)
+    count = int(_number(query, "count", 0, int))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent = 0
+    while count == 0 or sent < count:
+        # At most TICKER_BATCH messages between two yields to the loop, even when behind
+        # schedule (rate above what the server can send): a backlog written in one go would
+        # starve every other client, and the server's accept too.
+        due = sent + TICKER_BATCH
+        if rate > 0:
+            due = min(due, int((loop.time() - start) * rate) + 1)
+        if count:
+            due = min(due, count)
+        for seq in range(sent + 1, due + 1):
+            await connection.send(json.dumps(make(seq), separators=(",", ":")))
+        sent = due
+        if rate > 0 and (count == 0 or sent < count):
+            await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
+        else:
+            await asyncio.sleep(0)  # at full speed, still let the other clients be served
+    await connection.close(1000, end)
 
 
 class _Demo:
@@ -77,6 +110,7 @@ class _Demo:
             "/echo": self.echo,
             "/private": self.echo,
             "/ticker": self.ticker,
+            "/book": self.book,
             "/chat": self.chat_room,
             "/close": self.close_with,
             "/drop": self.drop,
@@ -90,45 +124,48 @@ class _Demo:
 
     async def ticker(self, connection: ServerConnection) -> None:
         query = _query(connection)
-        rate = _number(query, "rate", 10.0)
-        count = int(_number(query, "count", 0, int))
         symbols = [s for s in query.get("symbols", ",".join(DEFAULT_SYMBOLS)).split(",") if s]
-        prices = {s: 100.0 + 10 * i for i, s in enumerate(symbols or DEFAULT_SYMBOLS)}
+        symbols = symbols or list(DEFAULT_SYMBOLS)
+        prices = {s: 100.0 + 10 * i for i, s in enumerate(symbols)}
         rng = random.Random(0)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        sent = 0
-        while count == 0 or sent < count:
-            # At most TICKER_BATCH ticks between two yields to the loop, even when behind
-            # schedule (rate above what the server can send): a backlog written in one go
-            # would starve every other client, and the server's accept too.
-            due = sent + TICKER_BATCH
-            if rate > 0:
-                due = min(due, int((loop.time() - start) * rate) + 1)
-            if count:
-                due = min(due, count)
-            for seq in range(sent + 1, due + 1):
-                symbol = symbols[seq % len(symbols)] if symbols else DEFAULT_SYMBOLS[0]
-                price = prices[symbol] = round(prices[symbol] * (1 + rng.gauss(0, 0.001)), 2)
-                await connection.send(
-                    json.dumps(
-                        {
-                            "type": "tick",
-                            "seq": seq,
-                            "symbol": symbol,
-                            "price": price,
-                            "book": {"bid": round(price - 0.01, 2), "ask": round(price + 0.01, 2)},
-                            "ts": round(time.time(), 3),
-                        },
-                        separators=(",", ":"),
-                    )
-                )
-            sent = due
-            if rate > 0 and (count == 0 or sent < count):
-                await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
-            else:
-                await asyncio.sleep(0)  # at full speed, still let the other clients be served
-        await connection.close(1000, "end of ticker")
+
+        def tick(seq: int) -> dict:
+            symbol = symbols[seq % len(symbols)]
+            price = prices[symbol] = round(prices[symbol] * (1 + rng.gauss(0, 0.001)), 2)
+            return {
+                "type": "tick",
+                "seq": seq,
+                "symbol": symbol,
+                "price": price,
+                "book": {"bid": round(price - 0.01, 2), "ask": round(price + 0.01, 2)},
+                "ts": round(time.time(), 3),
+            }
+
+        await _paced(connection, query, tick, "end of ticker")
+
+    async def book(self, connection: ServerConnection) -> None:
+        query = _query(connection)
+        levels = max(1, min(int(_number(query, "levels", 20, int)), 1_000))
+        rng = random.Random(0)
+        mid = 67_000.0
+
+        def side(sign: int) -> list[list[str]]:
+            return [[f"{mid + sign * 0.01 * (k + 1):.2f}", f"{rng.random() * 3:.8f}"] for k in range(levels)]
+
+        def diff(seq: int) -> dict:
+            nonlocal mid
+            mid = round(mid + rng.gauss(0, 0.5), 2)
+            return {
+                "e": "depthUpdate",
+                "E": time.time_ns() // 1_000_000,
+                "s": "BTCUSDT",
+                "U": 2 * seq - 1,
+                "u": 2 * seq,
+                "b": side(-1),
+                "a": side(1),
+            }
+
+        await _paced(connection, query, diff, "end of book")
 
     async def chat_room(self, connection: ServerConnection) -> None:
         self.chat.add(connection)

@@ -53,23 +53,25 @@ _STYLE = """<style>
 .nbws-badge{color:#fff;border-radius:9px;padding:1px 8px;font-size:12px;font-weight:600}
 .nbws-counters span{margin-right:14px;color:var(--jp-ui-font-color1,#222)}
 .nbws-counters b{font-weight:600}
+.nbws-body,.nbws-body .widget-html-content{min-width:0;width:100%;overflow:hidden;line-height:18px}
 .nbws-log{display:flex;flex-direction:column-reverse;height:240px;overflow:auto;
-  border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;padding:2px 6px;
-  background:var(--jp-layout-color1,#fff)}
+  box-sizing:border-box;border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;
+  padding:2px 6px;background:var(--jp-layout-color1,#fff)}
 .nbws-msg{display:flex;gap:10px;border-bottom:1px solid var(--jp-border-color3,#eee);padding:1px 0}
 .nbws-msg code,.nbws-msg summary{flex:1;min-width:0;white-space:nowrap;overflow:hidden;
-  text-overflow:ellipsis;font-family:var(--jp-code-font-family,monospace);font-size:12px}
-.nbws-msg details{flex:1;min-width:0}
-.nbws-msg pre{margin:2px 0;white-space:pre-wrap;overflow-wrap:anywhere;max-height:200px;overflow:auto;
+  text-overflow:ellipsis;padding:0;background:none;line-height:18px;
   font-family:var(--jp-code-font-family,monospace);font-size:12px}
+.nbws-msg details{flex:1;min-width:0}
+.nbws-msg pre{margin:2px 0;white-space:pre-wrap;overflow-wrap:anywhere;max-height:200px;
+  overflow:auto;font-family:var(--jp-code-font-family,monospace);font-size:12px}
 .nbws-msg .nbws-meta{flex:none;width:10em;padding-top:1px}
 .nbws-meta{font-size:11px;color:var(--jp-ui-font-color2,#666);white-space:nowrap}
 .nbws-out .nbws-meta{color:#1a5fb4}
 .nbws-tail{font-size:11px;height:150px;overflow:auto;margin-top:6px}
-.nbws-tail td,.nbws-tail th{white-space:nowrap;text-align:left;font-weight:normal}
-.nbws-tail thead th{font-weight:600}
 .nbws-tail table{border-collapse:collapse}
-.nbws-tail td,.nbws-tail th{padding:1px 6px;border-bottom:1px solid var(--jp-border-color3,#eee)}
+.nbws-tail td,.nbws-tail th{padding:1px 6px;border-bottom:1px solid var(--jp-border-color3,#eee);
+  white-space:nowrap;text-align:left;font-weight:normal}
+.nbws-tail thead th{font-weight:600}
 .nbws-empty{color:var(--jp-ui-font-color2,#888);font-size:12px;padding:4px 0}
 </style>"""
 
@@ -191,7 +193,9 @@ class Panel(widgets.VBox):
         self._rendered: dict[tuple[str, int], str] = {}
         self.style = widgets.HTML(_STYLE)  # sent once, not with every status
         self.status = widgets.HTML()
-        self.body = widgets.HTML()
+        # The log's lines do not wrap: the body must take the panel's width, not its content's.
+        self.body = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.body.add_class("nbws-body")
         self.pause_button = widgets.Button(description="Pause", icon="pause", tooltip="pause the view")
         self.clear_button = widgets.Button(description="Clear", icon="eraser", tooltip="clear the view")
         self.close_button = widgets.Button(description="Close", icon="times", tooltip="close the connection")

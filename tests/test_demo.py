@@ -44,17 +44,37 @@ def test_ticker_rate_count_symbols_and_nesting(demo):
 
 
 def test_ticker_paces_at_its_rate(demo):
-    """At rate=20, about 20 ticks arrive in a second."""
-    ws = nbws.connect(demo.url + "/ticker?rate=20&count=100").wait_open(5)
-    time.sleep(1.0)
-    assert 10 <= ws.stats["received"] <= 30
+    """At rate=20, tick 21 comes no sooner than a second after tick 1."""
+    ws = nbws.connect(demo.url + "/ticker?rate=20&count=21").wait_open(5)
+    ws.wait_closed(10)
+    times = [m.received_at for m in ws.messages]
+    assert len(times) == 21
+    assert (times[-1] - times[0]).total_seconds() >= 0.9
+
+
+def test_book_sends_order_book_diffs_with_decimal_strings(demo):
+    """/book sends count diffs with `levels` [price, size] string pairs a side, then closes."""
+    ws = nbws.connect(demo.url + "/book?rate=0&count=30&levels=5")
+    ws.wait_closed(10)
+    assert ws.close_event.reason == "end of book"
+    frame = ws.frame
+    assert len(frame) == 30 and list(frame.columns) == ["e", "E", "s", "U", "u", "b", "a"]
+    assert (frame["e"] == "depthUpdate").all() and (frame["u"] - frame["U"] == 1).all()
+    bids, asks = frame["b"].iloc[0], frame["a"].iloc[0]
+    assert len(bids) == len(asks) == 5 and all(isinstance(x, str) for pair in bids for x in pair)
+    assert float(bids[0][0]) < float(asks[0][0])
+    assert len(ws.messages[0].data) > 300
 
 
 def test_chat_broadcasts_to_everyone(demo):
     """/chat sends each message to all clients, the sender too."""
     alice = nbws.connect(demo.url + "/chat").wait_open(5)
+    alice.send("alice is here")  # her own copy back means the room has her
+    assert alice.recv(timeout=5).data == "alice is here"
     bob = nbws.connect(demo.url + "/chat").wait_open(5)
-    time.sleep(0.05)
+    bob.send("bob is here")
+    assert bob.recv(timeout=5).data == "bob is here"
+    assert alice.recv(timeout=5).data == "bob is here"
     alice.send(json.dumps({"from": "alice", "text": "hi"}))
     assert bob.recv(timeout=5).json() == {"from": "alice", "text": "hi"}
     assert alice.recv(timeout=5).json()["from"] == "alice"

@@ -323,7 +323,9 @@ def test_iopub_stays_within_budget_at_full_rate(tmp_path, demo):
 
 
 def test_panel_in_jupyterlab(tmp_path):
-    """Run All in a real JupyterLab: badges open, messages keep coming, the XSS payload is text."""
+    """Run All in a real JupyterLab: badges open, messages keep coming, the XSS payload is text,
+    and a feed of ~1 KB order-book diffs keeps the panel compact: one line a message, a fixed
+    height."""
     missing = chromium_available()
     assert missing is None, missing
     import nbformat
@@ -338,6 +340,7 @@ def test_panel_in_jupyterlab(tmp_path):
         "echo = nbws.connect(server.url + '/echo', name='echo').wait_open()\n"
         f"echo.send({XSS!r})\necho.send({SCRIPT!r})\necho",
         "fast = nbws.connect(server.url + '/ticker?rate=0&count=100000', name='fast')\nfast",
+        "book = nbws.connect(server.url + '/book?rate=50', name='book')\nbook",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -353,7 +356,7 @@ def test_panel_in_jupyterlab(tmp_path):
             run_all_cells(page, lab, "panel.ipynb")
             panels = page.locator(".nbws-head")
             try:
-                panels.nth(2).wait_for(timeout=60_000)
+                panels.nth(3).wait_for(timeout=60_000)
             except Exception:
                 page.screenshot(path=str(ARTIFACTS / "panel-lab-failure.png"))
                 raise
@@ -384,8 +387,28 @@ def test_panel_in_jupyterlab(tmp_path):
             assert page.evaluate("window.__nbws_xss") is None
             assert dialogs == []
             assert "rate exceeded" not in page.inner_text("body")
+            book_panel = page.locator(".jp-OutputArea-output").nth(3)
+            page.wait_for_function(
+                "document.querySelectorAll('.jp-OutputArea-output')[3]"
+                ".querySelectorAll('.nbws-msg').length >= 50",
+                timeout=30_000,
+            )
+            heights = page.evaluate(
+                "[...document.querySelectorAll('.jp-OutputArea-output')[3]"
+                ".querySelectorAll('.nbws-msg')].map(e => e.offsetHeight)"
+            )
+            assert max(heights) < 30, heights  # one line each, not a pretty-printed book
+            assert book_panel.bounding_box()["height"] < 800
+            widths = page.evaluate(  # the log and the tail fit in the output area, not beyond
+                "(() => { const out = document.querySelectorAll('.jp-OutputArea-output')[3];"
+                " return [out.getBoundingClientRect().right,"
+                " out.querySelector('.nbws-log').getBoundingClientRect().right,"
+                " out.querySelector('.nbws-tail').getBoundingClientRect().right]; })()"
+            )
+            assert max(widths[1:]) <= widths[0] + 1, widths
+            assert "KiB in all" in book_panel.inner_text()
             page.screenshot(path=str(ARTIFACTS / "panel-lab.png"))
-            for i, name in enumerate(["ticker", "echo", "fast"]):
+            for i, name in enumerate(["ticker", "echo", "fast", "book"]):
                 page.locator(".jp-OutputArea-output").nth(i).screenshot(
                     path=str(ARTIFACTS / f"panel-{name}.png")
                 )
