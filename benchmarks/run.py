@@ -1,17 +1,21 @@
-"""nbws benchmarks: N small JSON messages received all the way to a ready DataFrame.
+"""nbws benchmarks: messages of the shapes real feeds send, received all the way to a ready DataFrame.
 
-    python benchmarks/run.py            # 200,000 messages, median of 3, writes benchmarks/RESULTS.md
-    python benchmarks/run.py --quick    # a 5,000-message smoke run (the test suite runs this)
+    python benchmarks/run.py            # every shape, 5 interleaved rounds, writes RESULTS.md
+    python benchmarks/run.py --quick    # a small smoke run (the test suite runs this)
 
 Every case receives the same messages from the same server, in the same run, so the ratios
 compare like with like on a shared machine. The server runs in a process of its own on
 127.0.0.1 and writes pre-encoded frames in 1 MiB slices, so it is never the bottleneck.
 
+Shapes (``shapes.py``): small flat ticks, ~1 KB order-book diffs, ~330 B exchange tickers, a mix
+of shapes on one socket, book diffs with 64 KB snapshots, binary frames.
+
 Cases: A websockets' asyncio client + orjson into a list, then a DataFrame (the transport's
 limit); B websocket-client's WebSocketApp (what users pick now); C one pd.concat per message
-(what notebooks often do; stopped early, extrapolated); D nbws connect -> wait_closed -> ws.frame,
-also with a message listener and with the panel (dummy comm); E aiohttp's client + orjson (a
-compiled frame reader: where nbws could go next).
+(what notebooks often do; stopped early, extrapolated; small ticks only); D nbws connect ->
+wait_closed -> ws.frame, also with a message listener (D') and with the panel (D", dummy comm,
+whose widget updates are counted in bytes); E aiohttp's client + orjson (a compiled frame
+reader: where nbws could go next). Binary frames have no frame: every case keeps the messages.
 """
 
 from __future__ import annotations
@@ -34,53 +38,52 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
+from shapes import SHAPES, is_binary
 
 HERE = Path(__file__).parent
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN")
+
+# Messages per case for each shape: about a second or two for A on a 2-core machine.
+COUNTS = {
+    "small": 150_000,
+    "book": 15_000,
+    "ticker": 60_000,
+    "mixed": 40_000,
+    "snapshots": 10_000,
+    "binary": 100_000,
+}
+QUICK_COUNT = 2_000
+
+
+def make_messages(n: int) -> list[bytes]:
+    """Small flat ticks (the refresh curve and the memory checks use them)."""
+    return SHAPES["small"](n)
 
 
 # -- the server ------------------------------------------------------------------------------
 
 
-def make_messages(n: int) -> list[bytes]:
-    """~70-byte JSON messages; every third one nested (``book``), so flattening is exercised."""
-    messages = []
-    for i in range(n):
-        price = 100 + (i % 1000) / 100
-        if i % 3 == 0:
-            body = {
-                "seq": i,
-                "sym": SYMBOLS[i % 4],
-                "px": price,
-                "book": {"b": price - 0.01, "a": price + 0.01},
-            }
-        else:
-            body = {
-                "seq": i,
-                "sym": SYMBOLS[i % 4],
-                "px": price,
-                "qty": i % 500,
-                "side": "b" if i % 2 else "s",
-            }
-        messages.append(orjson.dumps(body))
-    return messages
-
-
-def encode_frames(messages: list[bytes]) -> bytes:
-    """Unmasked server text frames, back to back, then a close frame with 1000."""
+def encode_frames(messages: list[bytes | bytearray]) -> bytes:
+    """Unmasked server frames (text, or binary for ``bytearray``), back to back, then a close
+    frame with 1000."""
     parts = []
     for payload in messages:
         n = len(payload)
-        header = bytes([0x81, n]) if n < 126 else bytes([0x81, 126]) + n.to_bytes(2, "big")
+        opcode = 0x82 if is_binary(payload) else 0x81
+        if n < 126:
+            header = bytes([opcode, n])
+        elif n < 1 << 16:
+            header = bytes([opcode, 126]) + n.to_bytes(2, "big")
+        else:
+            header = bytes([opcode, 127]) + n.to_bytes(8, "big")
         parts.append(header + payload)
     parts.append(b"\x88\x02\x03\xe8")
     return b"".join(parts)
 
 
-def serve(n: int, ready: multiprocessing.Queue) -> None:
+def serve(n: int, ready: multiprocessing.Queue, shape: str = "small") -> None:
     """Run in a process of its own: every client gets the same n pre-encoded frames."""
-    stream = encode_frames(make_messages(n))
+    stream = encode_frames(SHAPES[shape](n))
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
@@ -111,32 +114,41 @@ def serve(n: int, ready: multiprocessing.Queue) -> None:
 # -- the cases -------------------------------------------------------------------------------
 
 
-def case_a(url: str, n: int) -> pd.DataFrame:
+def _keep(binary: bool) -> Callable:
+    """What a bare loop does with each message: parse it, or keep binary frames as they are."""
+    return (lambda message: message) if binary else orjson.loads
+
+
+def _result(rows: list, binary: bool) -> pd.DataFrame | list:
+    return rows if binary else pd.DataFrame(rows)
+
+
+def case_a(url: str, n: int, binary: bool = False) -> pd.DataFrame | list:
     import websockets
     from websockets.asyncio.client import connect
 
     async def main() -> list:
         rows = []
-        append, loads = rows.append, orjson.loads
+        append, keep = rows.append, _keep(binary)
         async with connect(url, max_size=None, compression=None) as ws:
             try:
                 while True:
-                    append(loads(await ws.recv()))
+                    append(keep(await ws.recv()))
             except websockets.ConnectionClosed:
                 pass
         return rows
 
-    return pd.DataFrame(asyncio.run(main()))
+    return _result(asyncio.run(main()), binary)
 
 
-def case_b(url: str, n: int) -> pd.DataFrame:
+def case_b(url: str, n: int, binary: bool = False) -> pd.DataFrame | list:
     import websocket
 
     rows = []
-    append, loads = rows.append, orjson.loads
-    app = websocket.WebSocketApp(url, on_message=lambda ws, message: append(loads(message)))
+    append, keep = rows.append, _keep(binary)
+    app = websocket.WebSocketApp(url, on_message=lambda ws, message: append(keep(message)))
     app.run_forever()
-    return pd.DataFrame(rows)
+    return _result(rows, binary)
 
 
 def case_c_rows(url: str, n: int, stop_after: int) -> tuple[float, float]:
@@ -168,32 +180,59 @@ def case_c_rows(url: str, n: int, stop_after: int) -> tuple[float, float]:
     return time.perf_counter() - start, half
 
 
-def case_d(url: str, n: int, variant: str = "") -> pd.DataFrame:
+# (time.monotonic(), bytes) of every widget update the panel sent, through the dummy comm.
+WIDGET_UPDATES: list[tuple[float, int]] = []
+PANELS: list = []  # the panel cases' panels
+
+
+def count_widget_updates() -> None:
+    """Make ipywidgets' dummy comm (no kernel here) record the size of each update it would send."""
+    import comm
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        if msg_type == "comm_msg":
+            size = len(orjson.dumps(data)) + sum(len(buffer) for buffer in buffers or ())
+            WIDGET_UPDATES.append((time.monotonic(), size))
+
+    comm.DummyComm.publish_msg = publish_msg
+
+
+def case_d(url: str, n: int, binary: bool = False, variant: str = "") -> pd.DataFrame | list:
     import nbws
 
     ws = nbws.connect(url, name=f"bench{variant}")
     if variant == "listener":
         ws.add_event_listener("message", lambda event: None)
     elif variant == "panel":
-        ws.panel()
+        PANELS.append(ws.panel())
     ws.wait_closed(600)
-    return ws.frame
+    return ws.messages if binary else ws.frame
 
 
-def case_e(url: str, n: int) -> pd.DataFrame:
+def case_e(url: str, n: int, binary: bool = False) -> pd.DataFrame | list:
     import aiohttp
 
     async def main() -> list:
         rows = []
-        append, loads = rows.append, orjson.loads
+        append, keep = rows.append, _keep(binary)
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(url, max_msg_size=0, compress=0) as ws:
                 async for message in ws:
-                    if message.type == aiohttp.WSMsgType.TEXT:
-                        append(loads(message.data))
+                    if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                        append(keep(message.data))
         return rows
 
-    return pd.DataFrame(asyncio.run(main()))
+    return _result(asyncio.run(main()), binary)
+
+
+def busiest_second(updates: list[tuple[float, int]]) -> tuple[int, int]:
+    """The most updates and the most bytes in any one-second window."""
+    updates = sorted(updates)
+    most = (0, 0)
+    for i, (start, _) in enumerate(updates):
+        window = [size for when, size in updates[i:] if when - start < 1.0]
+        most = max(most[0], len(window)), max(most[1], sum(window))
+    return most
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -239,7 +278,7 @@ MEMORY_PROBE = """
 import os, sys, threading, time
 import nbws, nbws.loop, nbws.store
 nbws.loop.get_loop()
-warm = nbws.store.MessageStore(chunk_size=1)  # imports pyarrow (its JSON reader) before the baseline
+warm = nbws.store.MessageStore(chunk_size=1)  # imports pandas before the baseline
 warm.append('{"warm": {"up": [1]}}', 0)
 warm.frame()
 def rss_mb():
@@ -308,11 +347,73 @@ def panel_in_kernel(url: str, seconds: float) -> tuple[float, float, int, int]:
     return trips[len(trips) // 2], trips[int(len(trips) * 0.95)], busiest, received
 
 
-def start_server(n: int) -> tuple[multiprocessing.Process, str]:
+def start_server(n: int, shape: str = "small") -> tuple[multiprocessing.Process, str]:
     ready: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
-    proc = multiprocessing.get_context("spawn").Process(target=serve, args=(n, ready), daemon=True)
+    proc = multiprocessing.get_context("spawn").Process(target=serve, args=(n, ready, shape), daemon=True)
     proc.start()
     return proc, f"ws://127.0.0.1:{ready.get(timeout=120)}/"
+
+
+IMPORT_PROBE = """
+import sys, time
+start = time.perf_counter()
+import nbws
+print(time.perf_counter() - start, "pandas" in sys.modules)
+"""
+
+
+def import_time() -> tuple[float, bool]:
+    """Seconds ``import nbws`` takes in a fresh interpreter (best of 3), and whether it loaded pandas."""
+    runs = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True)
+        seconds, pandas_loaded = out.stdout.split()
+        runs.append((float(seconds), pandas_loaded == "True"))
+    return min(runs)
+
+
+def shape_cases(url: str, n: int, binary: bool, repeat: int) -> tuple[dict[str, float], tuple[int, int]]:
+    """Median seconds per case for one shape, and the panel's busiest second (updates, bytes).
+
+    The cases take turns, round after round, so that a slow spell of a shared machine falls on
+    all of them rather than on whichever ran then.
+    """
+    cases = {
+        "A": lambda: case_a(url, n, binary),
+        "B": lambda: case_b(url, n, binary),
+        "D": lambda: case_d(url, n, binary),
+        "D'": lambda: case_d(url, n, binary, "listener"),
+        'D"': lambda: case_d(url, n, binary, "panel"),
+        "E": lambda: case_e(url, n, binary),
+    }
+    seconds: dict[str, list[float]] = {key: [] for key in cases}
+    busiest = (0, 0)
+    for _ in range(repeat):
+        for key, case in cases.items():
+            WIDGET_UPDATES.clear()
+            seconds[key].append(timed(case, n, 1))
+            if key == 'D"':
+                wait_for_the_panel_to_stop()  # its last redraw, of the final state, counts too
+                updates, size = busiest_second(WIDGET_UPDATES)
+                busiest = max(busiest[0], updates), max(busiest[1], size)
+    return {key: statistics.median(times) for key, times in seconds.items()}, busiest
+
+
+CASE_NAMES = {
+    "A": "A  websockets + orjson -> list -> DataFrame",
+    "B": "B  websocket-client WebSocketApp -> list -> DataFrame",
+    "D": "D  nbws connect -> ws.frame",
+    "D'": "D' nbws with a message listener",
+    'D"': 'D" nbws with the panel (dummy comm)',
+    "E": "E  aiohttp + orjson -> list -> DataFrame",
+}
+
+
+def wait_for_the_panel_to_stop(timeout: float = 10.0) -> None:
+    panel = PANELS[-1]
+    deadline = time.monotonic() + timeout
+    while panel.timer_running and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def versions() -> str:
@@ -325,105 +426,155 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="a small smoke run; writes no RESULTS.md")
-    parser.add_argument("--messages", type=int, help="messages per case (default 200,000; quick 5,000)")
-    parser.add_argument("--repeat", type=int, help="runs per case, median reported (default 3; quick 1)")
+    parser.add_argument(
+        "--messages", type=int, help=f"messages per case for every shape (quick {QUICK_COUNT:,})"
+    )
+    parser.add_argument(
+        "--repeat", type=int, help="rounds of every case, median reported (default 5; quick 1)"
+    )
+    parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     args = parser.parse_args(argv)
-    n = args.messages or (5_000 if args.quick else 200_000)
-    repeat = args.repeat or (1 if args.quick else 3)
-    proc, url = start_server(n)
+    repeat = args.repeat or (1 if args.quick else 5)
     lines: list[str] = []
+    count_widget_updates()
 
     def say(line: str = "") -> None:
         print(line, flush=True)
         lines.append(line)
 
-    try:
-        say(f"# nbws benchmarks: {n:,} messages, median of {repeat}")
+    say(f"# nbws benchmarks: every message shape, median of {repeat} interleaved rounds")
+    say()
+    say(f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    say(versions())
+    say()
+    summary = []
+    for shape in args.shapes:
+        n = args.messages or (QUICK_COUNT if args.quick else COUNTS[shape])
+        payloads = SHAPES[shape](min(n, 1_000))
+        binary = is_binary(payloads[0])
+        mean = sum(map(len, payloads)) / len(payloads)
+        proc, url = start_server(n, shape)
+        try:
+            results, (updates, size) = shape_cases(url, n, binary, repeat)
+            if shape == "small":
+                results["C"] = case_c(url, n, args.quick)
+        finally:
+            proc.terminate()
+        a, d = results["A"], results["D"]
+        say(f"## {shape}: {SHAPES[shape].__doc__.splitlines()[0]} (mean {mean:,.0f} B, {n:,} messages)")
         say()
-        say(f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-        say(versions())
-        say()
-        results = {
-            "A  websockets + orjson -> list -> DataFrame": timed(lambda: case_a(url, n), n, repeat),
-            "B  websocket-client WebSocketApp -> list -> DataFrame": timed(lambda: case_b(url, n), n, repeat),
-            "D  nbws connect -> ws.frame": timed(lambda: case_d(url, n), n, repeat),
-            "D' nbws with a message listener": timed(lambda: case_d(url, n, "listener"), n, repeat),
-            'D" nbws with the panel (dummy comm)': timed(lambda: case_d(url, n, "panel"), n, repeat),
-            "E  aiohttp + orjson -> list -> DataFrame": timed(lambda: case_e(url, n), n, repeat),
-        }
-        stop_after = min(n, 2_000 if args.quick else 10_000)
-        concat_time, half_time = case_c_rows(url, n, stop_after)
-        # t(k) = a*k + b*k^2 through (k/2, half) and (k, full), extrapolated to n
-        k = stop_after
-        b = (concat_time - 2 * half_time) / (k * k / 2) if k > 1 else 0.0
-        a = (concat_time - b * k * k) / k
-        results[f"C  one pd.concat per message (first {k:,}, extrapolated)"] = max(
-            a * n + b * n * n, concat_time
-        )
-        base = results["A  websockets + orjson -> list -> DataFrame"]
         say("| case | msgs/s | seconds | vs A |")
         say("|---|---:|---:|---:|")
-        for name, seconds in sorted(results.items()):
-            say(f"| {name} | {n / seconds:,.0f} | {seconds:.3f} | {base / seconds:.2f} |")
-        d = results["D  nbws connect -> ws.frame"]
+        for key, seconds in sorted(results.items()):
+            name = (
+                CASE_NAMES.get(key)
+                or f"C  one pd.concat per message (first {min(n, 10_000):,}, extrapolated)"
+            )
+            say(f"| {name} | {n / seconds:,.0f} | {seconds:.3f} | {a / seconds:.2f} |")
+        ratios = (a / d, a / results["D'"], d / results['D"'], results["B"] / d, results["E"] / d)
         say()
-        b_time = results["B  websocket-client WebSocketApp -> list -> DataFrame"]
-        e_time = results["E  aiohttp + orjson -> list -> DataFrame"]
         say(
-            f"D / A = {base / d:.2f} (target >= 0.85); D / B = {b_time / d:.2f} (target >= 3); "
-            f"D / E = {e_time / d:.2f}"
+            f"D / A = {ratios[0]:.2f} (target >= 0.85); D' / A = {ratios[1]:.2f} (target >= 0.8); "
+            f'D" / D = {ratios[2]:.2f} (target >= 0.9); D / B = {ratios[3]:.2f}; D / E = {ratios[4]:.2f}; '
+            f"panel's busiest second: {updates} widget updates, {size / 1000:,.1f} KB "
+            "(targets <= 20, <= 100 KB)"
         )
         say()
-        sizes = [1_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000]
-        say("ws.frame again after 1,000 new messages (target: proportional to the new rows)")
-        say()
-        say("| rows held | median seconds | worst seconds |")
-        say("|---:|---:|---:|")
-        for held, median, worst in refresh_curve(sizes):
-            say(f"| {held:,} | {median:.4f} | {worst:.4f} |")
-        say()
-        peak, frame_mb, rows, _ = memory(url, n, None)
-        say(
-            f"memory: peak growth {peak:.0f} MB while streaming {n:,} messages; final frame "
-            f"{frame_mb:.0f} MB deep (target: peak <= 2 x frame + 50 MB = {2 * frame_mb + 50:.0f} MB)"
+        met = (
+            ratios[0] >= 0.85 and ratios[1] >= 0.8 and ratios[2] >= 0.9 and updates <= 20 and size <= 100_000
         )
-        panel_n = 50_000 if args.quick else 1_500_000
-        panel_proc, panel_url = start_server(panel_n)
-        try:
-            p50, p95, busiest, received = panel_in_kernel(panel_url, 2 if args.quick else 6)
-        finally:
-            panel_proc.terminate()
+        summary.append((shape, mean, *ratios[:3], updates, size, met))
+    say("## Targets per shape (same run)")
+    say()
+    say(
+        "| shape | mean size | D / A (>= 0.85) | D' / A (>= 0.8) | D\" / D (>= 0.9) "
+        "| panel updates/s (<= 20) | panel KB/s (<= 100) | all met |"
+    )
+    say("|---|---:|---:|---:|---:|---:|---:|---|")
+    for shape, mean, da, dla, dpd, updates, size, met in summary:
         say(
-            f"panel displayed in a kernel, full-speed stream ({received:,} messages in): a trivial cell's "
-            f"round trip p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (target <= 50 ms); busiest "
-            f"second {busiest} widget updates on IOPub (target <= 20)"
+            f"| {shape} | {mean:,.0f} B | {da:.2f} | {dla:.2f} | {dpd:.2f} | {updates} "
+            f"| {size / 1000:,.1f} | {'yes' if met else 'NO'} |"
         )
-        soak_n, soak_rows = (50_000, 5_000) if args.quick else (2_000_000, 100_000)
-        soak_proc, soak_url = start_server(soak_n)
-        try:
-            _, _, rows, samples = memory(soak_url, soak_n, soak_rows)
-        finally:
-            soak_proc.terminate()
-        # From a quarter of the way (the store is full by then) to the end; [-1] is after ws.frame.
-        settled = [s for s in samples[:-1] if s[0] >= soak_n // 4]
-
-        def flat(i: int) -> str:
-            values = [s[i] for s in settled]
-            return f"{values[0]} -> {values[-1]} (max {max(values)})"
-
-        say(
-            f"memory with max_rows={soak_rows:,} over {soak_n:,} messages: {rows:,} rows kept; from a "
-            f"quarter of the way to the end ({len(settled)} samples): RSS growth {settled[0][1]:.0f} -> "
-            f"{settled[-1][1]:.0f} MB, Python threads {flat(2)}, OS threads {flat(3)}, open fds {flat(4)} "
-            "(target: all flat)"
-            if settled
-            else "memory soak: too fast to sample"
-        )
-    finally:
-        proc.terminate()
+    say()
+    seconds, pandas_loaded = import_time()
+    say(
+        f"import nbws: {seconds:.3f} s (best of 3, fresh interpreter; target <= 0.2 s); pandas loaded by it: "
+        f"{'yes' if pandas_loaded else 'no'} (target: no)"
+    )
+    say()
+    others(args.quick, say)
     if not args.quick:
         (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     return 0
+
+
+def case_c(url: str, n: int, quick: bool) -> float:
+    """Seconds case C would take for all n messages, extrapolated from its first rows."""
+    stop_after = min(n, 1_000 if quick else 10_000)
+    concat_time, half_time = case_c_rows(url, n, stop_after)
+    # t(k) = a*k + b*k^2 through (k/2, half) and (k, full), extrapolated to n
+    k = stop_after
+    b = (concat_time - 2 * half_time) / (k * k / 2) if k > 1 else 0.0
+    a = (concat_time - b * k * k) / k
+    return max(a * n + b * n * n, concat_time)
+
+
+def others(quick: bool, say: Callable[[str], None]) -> None:
+    """The frame's refresh cost, memory, the panel in a kernel and the max_rows soak."""
+    n = 5_000 if quick else 200_000
+    sizes = [1_000, 10_000] if quick else [10_000, 100_000, 1_000_000]
+    say("ws.frame again after 1,000 new messages (target: proportional to the new rows)")
+    say("")
+    say("| rows held | median seconds | worst seconds |")
+    say("|---:|---:|---:|")
+    for held, median, worst in refresh_curve(sizes):
+        say(f"| {held:,} | {median:.4f} | {worst:.4f} |")
+    say("")
+    for shape in ("small", "book", "mixed"):
+        shape_n = n if shape == "small" else n // 4
+        proc, url = start_server(shape_n, shape)
+        try:
+            peak, frame_mb, rows, _ = memory(url, shape_n, None)
+        finally:
+            proc.terminate()
+        say(
+            f"memory, {shape}: peak growth {peak:.0f} MB while streaming {shape_n:,} messages; final frame "
+            f"{frame_mb:.0f} MB deep (target: peak <= 2 x frame + 50 MB = {2 * frame_mb + 50:.0f} MB)"
+        )
+    say("")
+    panel_n = 50_000 if quick else 1_500_000
+    panel_proc, panel_url = start_server(panel_n)
+    try:
+        p50, p95, busiest, received = panel_in_kernel(panel_url, 2 if quick else 6)
+    finally:
+        panel_proc.terminate()
+    say(
+        f"panel displayed in a kernel, full-speed stream ({received:,} messages in): a trivial cell's "
+        f"round trip p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (target <= 50 ms); busiest "
+        f"second {busiest} widget updates on IOPub (target <= 20)"
+    )
+    soak_n, soak_rows = (50_000, 5_000) if quick else (2_000_000, 100_000)
+    soak_proc, soak_url = start_server(soak_n)
+    try:
+        _, _, rows, samples = memory(soak_url, soak_n, soak_rows)
+    finally:
+        soak_proc.terminate()
+    # From a quarter of the way (the store is full by then) to the end; [-1] is after ws.frame.
+    settled = [s for s in samples[:-1] if s[0] >= soak_n // 4]
+
+    def flat(i: int) -> str:
+        values = [s[i] for s in settled]
+        return f"{values[0]} -> {values[-1]} (max {max(values)})"
+
+    say(
+        f"memory with max_rows={soak_rows:,} over {soak_n:,} messages: {rows:,} rows kept; from a "
+        f"quarter of the way to the end ({len(settled)} samples): RSS growth {settled[0][1]:.0f} -> "
+        f"{settled[-1][1]:.0f} MB, Python threads {flat(2)}, OS threads {flat(3)}, open fds {flat(4)} "
+        "(target: all flat)"
+        if settled
+        else "memory soak: too fast to sample"
+    )
 
 
 if __name__ == "__main__":

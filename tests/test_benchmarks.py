@@ -13,7 +13,8 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.mark.timeout(600)
 def test_quick_benchmark_runs_every_case():
-    """Every case, the refresh curve and both memory checks report, and RESULTS.md is untouched."""
+    """Every shape through every case, the targets table, the import time, the refresh curve and
+    the memory checks report, and RESULTS.md is untouched."""
     results = ROOT / "benchmarks" / "RESULTS.md"
     before = results.read_text() if results.exists() else None
     run = subprocess.run(
@@ -26,8 +27,11 @@ def test_quick_benchmark_runs_every_case():
     out = run.stdout
     for case in ("| A ", "| B ", "| C ", "| D ", "| D' ", '| D" ', "| E "):
         assert case in out, case
-    assert "D / A = " in out and "D / B = " in out
+    for shape in ("small", "book", "ticker", "mixed", "snapshots", "binary"):
+        assert f"## {shape}: " in out and f"| {shape} | " in out, shape
+    assert out.count("D / A = ") == 6 and "panel's busiest second: " in out
+    assert "import nbws: " in out
     assert "| 10,000 |" in out  # the refresh curve
-    assert "memory: peak growth" in out and "memory with max_rows=" in out
+    assert "memory, book: peak growth" in out and "memory with max_rows=" in out
     assert "panel displayed in a kernel" in out and "round trip p50" in out
     assert (results.read_text() if results.exists() else None) == before
