@@ -30,6 +30,7 @@ __all__ = ["Panel", "MAX_UPDATES_PER_SECOND", "TICK_SECONDS"]
 
 MAX_UPDATES_PER_SECOND = 20
 MAX_BYTES_PER_SECOND = 100_000  # of widget data on IOPub
+UPDATE_OVERHEAD = 120  # bytes of a widget update's comm message besides the value
 TICK_SECONDS = 0.1
 LOG_SIZE = 50
 TAIL_ROWS = 5
@@ -302,7 +303,8 @@ class Panel(widgets.VBox):
             (self.close_button, "disabled", self.ws.ready_state == CLOSED),
         ]
         changes = [(w, name, value) for w, name, value in changes if getattr(w, name) != value]
-        sizes = [len(value) if isinstance(value, str) else 8 for _, _, value in changes]
+        # What each update weighs on IOPub: its value as JSON, plus the comm message around it.
+        sizes = [len(dumps(value)) + UPDATE_OVERHEAD for _, _, value in changes]
         now = time.monotonic()
         if not self._budget.allows(now, sizes):
             return False  # over budget: try again on the next tick
