@@ -4,10 +4,10 @@ Every ``chunk_size`` messages the log seals a chunk: a chunk of scalars goes thr
 JSON reader (``nbws.arrowchunk``), any other through pandas from the values already parsed
 (``nbws.columns``); either way one row per message, nested objects as dotted columns. Sealed
 rows move into growable per-column buffers (``nbws.framebuffer``; every ``BATCH_ROWS`` rows, and
-whenever a frame is asked for), consecutive Arrow Tables converted together; ``frame()``
-returns a DataFrame of views of them plus the open chunk's rows,
-so asking again after new messages costs the new rows, not all of them. Only the loop thread
-appends; whoever moves DataFrames into the buffers or reads them holds ``_read_lock``.
+whenever a frame is asked for), consecutive Arrow Tables converted together. ``frame()``
+returns a DataFrame of views of them plus the open chunk's rows, so asking again after new
+messages costs the new rows, not all of them. Only the loop thread appends; whoever moves rows
+into the buffers or reads them holds ``_read_lock``.
 
 pandas is imported when the first chunk is sealed or the first frame asked for, not with
 ``nbws`` (``import nbws`` stays fast for ``nbws serve`` and scripts that never build a frame).
@@ -58,7 +58,8 @@ def _rows(times: list[int], values: list[Any]) -> _Rows | None:
 
 def _frames(pending: list[_Rows]) -> Iterator[tuple[pd.DataFrame, Any]]:
     """Each DataFrame of ``pending`` (emptied as it goes), and consecutive Tables with the same
-    fields (names and types) as one DataFrame (up to ``BATCH_ROWS`` rows): fewer, bigger conversions."""
+    fields (names and types) as one DataFrame of up to ``BATCH_ROWS`` rows: fewer, bigger
+    conversions."""
     import numpy as np
 
     from .arrowchunk import tables_frame
