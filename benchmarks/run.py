@@ -181,21 +181,26 @@ def case_c_rows(url: str, n: int, stop_after: int) -> tuple[float, float]:
     return time.perf_counter() - start, half
 
 
-# (time.monotonic(), bytes) of every widget update the panel sent, through the dummy comm.
+# (time.monotonic(), bytes) of every widget update the panel sent (ipywidgets 7 opens no comm
+# without a kernel, so at the floor versions nothing is sent or counted).
 WIDGET_UPDATES: list[tuple[float, int]] = []
 PANELS: list = []  # the panel cases' panels
 
 
 def count_widget_updates() -> None:
-    """Make ipywidgets' dummy comm (no kernel here) record the size of each update it would send."""
-    import comm
+    """Make ipywidgets record the size of each state update it sends (here, with no kernel, to
+    a comm that drops it): ``Widget._send``, in ipywidgets 7 and 8 alike."""
+    import ipywidgets
 
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-        if msg_type == "comm_msg":
-            size = len(orjson.dumps(data)) + sum(len(buffer) for buffer in buffers or ())
+    send = ipywidgets.Widget._send
+
+    def counting_send(self, msg, buffers=None):
+        if msg.get("method") == "update":
+            size = len(orjson.dumps(msg)) + sum(len(buffer) for buffer in buffers or ())
             WIDGET_UPDATES.append((time.monotonic(), size))
+        return send(self, msg, buffers)
 
-    comm.DummyComm.publish_msg = publish_msg
+    ipywidgets.Widget._send = counting_send
 
 
 def case_d(url: str, n: int, binary: bool = False, variant: str = "") -> pd.DataFrame | list:
