@@ -21,14 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from .columns import unique_names
+from .columns import EXACT_INT, unique_names
 
 __all__ = ["ArrowChunkReader", "suits_arrow", "tables_frame"]
 
 # Arrow's reader makes integers too wide for int64 floats: a float this big may have been one.
 _WIDE = float(2**63)
-# The largest integer float64 holds exactly: beyond it, integer columns that need NaN stay objects.
-_EXACT = 2**53
 
 
 def suits_arrow(data: list, values: list) -> bool:
@@ -130,7 +128,7 @@ def tables_frame(tables: list) -> pd.DataFrame:
         column = table.column(field.name)
         if pa.types.is_integer(field.type) and column.null_count:  # pandas makes these floats
             largest = pc.max(pc.abs(column)).as_py()
-            if largest is not None and largest > _EXACT:
+            if largest is not None and largest > EXACT_INT:
                 values = np.empty(len(column), dtype=object)
                 values[:] = column.to_pylist()
                 frame[field.name] = values

@@ -18,9 +18,9 @@ import json
 import numpy as np
 import pandas as pd
 
-__all__ = ["chunk_frame", "unique_names"]
+__all__ = ["chunk_frame", "unique_names", "EXACT_INT"]
 
-_EXACT = 2**53  # the largest integer float64 holds exactly
+EXACT_INT = 2**53  # the largest integer float64 holds exactly (ids beyond it would be rounded)
 _EMPTY: dict = {}
 
 
@@ -72,12 +72,12 @@ def _columns(rows: list[dict]) -> tuple[list[str], list[pd.Series]]:
 
 def _may_be_rounded(values: np.ndarray) -> bool:
     """Whether a float column may hold integers beyond 2**53 that pandas rounded."""
-    return bool(len(values)) and bool(np.nanmax(np.abs(values), initial=0) >= _EXACT)
+    return bool(len(values)) and bool(np.nanmax(np.abs(values), initial=0) >= EXACT_INT)
 
 
 def _exact(series: pd.Series, values: list) -> pd.Series:
     """The column as objects when integers in it are beyond what float64 holds exactly."""
-    if any(value.__class__ is int and not -_EXACT <= value <= _EXACT for value in values):
+    if any(value.__class__ is int and not -EXACT_INT <= value <= EXACT_INT for value in values):
         return pd.Series([np.nan if value is None else value for value in values], dtype=object)
     return series
 

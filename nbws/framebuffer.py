@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .columns import EXACT_INT
+
 __all__ = ["FrameBuffer", "INDEX_NAME", "index_of"]
 
 INDEX_NAME = "received_at"
 # Arrow string chunks a column keeps before merging them (each frame costs one step per chunk).
 MAX_STRING_CHUNKS = 256
-# The largest integer float64 holds exactly: beyond it, integer columns that need NaN stay objects.
-_EXACT = 2**53
 
 
 def index_of(times: list[int]) -> pd.DatetimeIndex:
@@ -27,7 +27,7 @@ def index_of(times: list[int]) -> pd.DatetimeIndex:
 
 def _exact_as_float(values: np.ndarray) -> bool:
     """Whether integers survive as float64 (up to 2**53; beyond, feeds' ids would be rounded)."""
-    return not len(values) or int(np.abs(values).max()) <= _EXACT
+    return not len(values) or int(np.abs(values).max()) <= EXACT_INT
 
 
 def _is_arrow_string(dtype: Any) -> bool:
