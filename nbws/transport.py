@@ -3,7 +3,8 @@
 It turns websockets' objects and exceptions into what the connection's state machine takes: a
 ``Failure`` for a failed handshake (with whether a retry may help), a ``CloseEvent`` (plus an
 ``ErrorEvent`` when the connection failed) for a connection that ended. Messages go straight
-into the store: that loop is the per-message hot path.
+from websockets' parser into the store (``nbws.wsconnection``): ``receive``'s sink is the
+per-message hot path.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio import messages as websockets_messages
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.client import process_exception as websockets_verdict
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -26,6 +26,7 @@ from .errors import ConnectError, ConnectionClosedError
 from .events import CloseEvent, ErrorEvent
 from .redact import redact_text
 from .state import Failure
+from .wsconnection import MAX_FRAGMENTS, StoreConnection
 
 __all__ = ["MAX_MESSAGE_SIZE", "CLOSE_TIMEOUT", "Options", "WebsocketsTransport", "describe_connect_failure"]
 
@@ -77,6 +78,7 @@ class WebsocketsTransport:
             # A peer that does not answer pings within ping_timeout will not answer a close either.
             close_timeout=min(CLOSE_TIMEOUT, o.ping_timeout or CLOSE_TIMEOUT),
             max_size=o.max_size,
+            create_connection=StoreConnection,
             **kwargs,
         )
 
@@ -107,31 +109,31 @@ class WebsocketsTransport:
         return Failure(message, error, retryable)
 
     @staticmethod
-    async def receive(conn: Any, store: Any, dispatcher: Any, readers: Any) -> None:
-        """Receive until the connection ends: a store append, a counter and two flag checks per
-        message; listeners and blocked readers only when there are any."""
-        recv = conn.recv
+    async def receive(conn: StoreConnection, store: Any, dispatcher: Any, readers: Any) -> None:
+        """Deliver messages into the store until the connection ends: a store append, a counter
+        and two flag checks per message; listeners and blocked readers only when there are any."""
         append = store.append
-        now_ns = time.time_ns
         let_others_run = time.sleep
         count = 0
-        try:
-            while True:
-                data = await recv()
-                t = now_ns()
-                append(data, t)
-                count += 1
-                if not count % YIELD_EVERY:
-                    # A fast stream would hold the GIL for whole switch intervals (5 ms) at a
-                    # time, so the kernel's threads wait ~5 ms per step of every cell; yielding
-                    # every 512 messages (about 3 ms at full speed) keeps cells responsive.
-                    let_others_run(0)
-                if dispatcher.wants_messages:
-                    dispatcher.message(data, store.received - 1, t)
-                if readers.waiting:
-                    readers.wake()
-        except ConnectionClosed:
-            pass
+
+        def receive_one(data: str | bytes, time_ns: int) -> None:
+            nonlocal count
+            append(data, time_ns)
+            count += 1
+            if not count % YIELD_EVERY:
+                # A fast stream would hold the GIL for whole switch intervals (5 ms) at a
+                # time, so the kernel's threads wait ~5 ms per step of every cell; yielding
+                # every 512 messages (about 3 ms at full speed) keeps cells responsive.
+                let_others_run(0)
+            if dispatcher.wants_messages:
+                dispatcher.message(data, store.received - 1, time_ns)
+            if readers.waiting:
+                readers.wake()
+
+        conn.deliver_to(receive_one)
+        await conn.wait_closed()
+        if conn.internal_error is not None:
+            raise conn.internal_error
 
     @staticmethod
     async def send(conn: Any, data: str | bytes) -> bool:
@@ -179,9 +181,8 @@ class WebsocketsTransport:
         if code == 1009 and reason == "too many fragments":
             # websockets >= 17.4 refuses a message in more fragments than this, whatever its size,
             # to bound the memory that tiny fragments cost; nbws leaves that defence in place.
-            limit = getattr(websockets_messages, "MAX_FRAGMENTS", None)
             return (
-                f"a message came in more than {limit:,} fragments, which websockets refuses; set the "
+                f"a message came in more than {MAX_FRAGMENTS:,} fragments, which websockets refuses; set the "
                 "WEBSOCKETS_MAX_FRAGMENTS environment variable before websockets is imported to allow more"
             )
         if code == 1009:
