@@ -21,7 +21,7 @@ import pandas as pd
 __all__ = ["chunk_frame", "unique_names", "EXACT_INT"]
 
 EXACT_INT = 2**53  # the largest integer float64 holds exactly (ids beyond it would be rounded)
-_EMPTY: dict = {}
+_ABSENT = object()
 
 
 def unique_names(names: list[str]) -> list[str]:
@@ -42,32 +42,58 @@ def _columns(rows: list[dict]) -> tuple[list[str], list[pd.Series]]:
     """Column names and values; a column holding objects becomes one column per leaf.
 
     Depth-first without recursion (JSON may nest 1,024 levels): the stack holds, per level, the
-    prefix, the rows of that level (``{}`` where a row has no object there) and its columns left.
+    prefix, the objects of that level, the rows they are in (None: every row) and its columns
+    left. A level's frame is built from its objects only, then spread over all the rows.
     """
+    n = len(rows)
     names: list[str] = []
     columns: list[pd.Series] = []
-    stack = [("", rows, iter(pd.DataFrame(rows).items()))]
+    stack = [("", rows, None, iter(pd.DataFrame(rows).items()))]
     while stack:
-        prefix, level, items = stack[-1]
+        prefix, level, positions, items = stack[-1]
         for key, series in items:
             name = prefix + key
             # (to_numpy only where it is a view: Arrow strings would be copied out as objects)
             if series.dtype == object and dict in set(map(type, series.to_numpy())):
-                values = [row.get(key) for row in level]  # None where absent, not NaN
-                others = [None if value.__class__ is dict else value for value in values]
-                if any(value is not None for value in others):  # a scalar beside the objects
+                values = [row.get(key, _ABSENT) for row in level]
+                # A scalar (null included) beside the objects keeps its column, as it would in a
+                # chunk of its own: the frame must not depend on how rows were batched.
+                if any(value is not _ABSENT and value.__class__ is not dict for value in values):
+                    others = [None if v.__class__ is dict or v is _ABSENT else v for v in values]
                     names.append(name)
-                    columns.append(pd.Series(others))
-                nested = [value if value.__class__ is dict else _EMPTY for value in values]
-                stack.append((name + ".", nested, iter(pd.DataFrame(nested).items())))
+                    columns.append(pd.Series(_spread(others, positions, n)))
+                inner = [i for i, value in enumerate(values) if value.__class__ is dict]
+                nested = [values[i] for i in inner]
+                where = np.asarray(inner) if positions is None else positions[inner]
+                where = None if len(where) == n else where
+                stack.append((name + ".", nested, where, iter(_level_frame(nested, where, n).items())))
                 break
             if series.dtype == np.float64 and _may_be_rounded(series.to_numpy()):
-                series = _exact(series, [row.get(key) for row in level])
+                series = _exact(series, _spread([row.get(key) for row in level], positions, n))
             names.append(name)
             columns.append(series)
         else:
             stack.pop()
     return unique_names(names), columns
+
+
+def _level_frame(objects: list[dict], positions: np.ndarray | None, n: int) -> pd.DataFrame:
+    """The columns of ``objects``, in rows ``positions`` of ``n`` (missing in the others)."""
+    frame = pd.DataFrame(objects)
+    if positions is not None:
+        frame.index = positions
+        frame = frame.reindex(pd.RangeIndex(n))
+    return frame
+
+
+def _spread(values: list, positions: np.ndarray | None, n: int) -> list:
+    """``values`` of rows ``positions`` as a list of ``n`` (None in the other rows)."""
+    if positions is None:
+        return values
+    spread = [None] * n
+    for position, value in zip(positions.tolist(), values):
+        spread[position] = value
+    return spread
 
 
 def _may_be_rounded(values: np.ndarray) -> bool:

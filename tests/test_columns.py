@@ -74,3 +74,20 @@ def test_any_json_objects_give_one_row_each(rows):
     frame = chunk_frame(rows)
     assert isinstance(frame, pd.DataFrame)
     assert len(frame) == len(rows)
+
+
+def test_objects_in_a_few_rows_land_in_those_rows():
+    """A nested level is built from the rows that have an object there, then spread."""
+    rows = [{"x": 1}, {"x": 2, "m": {"v": "a", "f": [1]}}, {"x": 3}, {"m": {"v": "b"}}]
+    frame = chunk_frame(rows)
+    assert list(frame.columns) == ["x", "m.v", "m.f"]
+    assert frame["m.v"].tolist()[1::2] == ["a", "b"] and frame["m.v"].isna().tolist()[::2] == [True, True]
+    assert frame["m.f"].iloc[1] == [1] and frame["m.f"].isna().tolist() == [True, False, True, True]
+
+
+def test_a_null_beside_objects_keeps_its_column_as_in_a_chunk_of_its_own():
+    """Rows give the same columns whether they are converted together or apart."""
+    assert list(chunk_frame([{"a": None}]).columns) == ["a"]
+    together = chunk_frame([{"a": {"b": 1}}, {"a": None}])
+    assert list(together.columns) == ["a", "a.b"] and together["a"].isna().all()
+    assert list(chunk_frame([{"a": {"b": 1}}, {}]).columns) == ["a.b"]  # absent: no column

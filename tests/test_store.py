@@ -904,6 +904,37 @@ def test_tail_is_the_end_of_the_frame_of_json_messages(feed, chunk_size, n):
     check_tail(feed, chunk_size, None, n)
 
 
+def test_objects_become_columns_a_few_chunks_at_a_time_with_the_same_frame(monkeypatch):
+    """Chunks that Arrow's reader does not take (arrays, non-JSON between) are converted
+    OBJECT_BATCH_CHUNKS at a time: the frame holds what chunk-by-chunk conversion gives (nested
+    fields first seen in a later chunk may take another place, as with another chunk_size), and
+    is exactly the same when frames are asked for in between."""
+    import nbws.store
+
+    data = []
+    for i in range(60):
+        kind = i % 4
+        if kind == 0:
+            data.append(json.dumps({"type": "book", "b": [["1.0", str(i)]], "seq": 2**60 + i}))
+        elif kind == 1:
+            data.append(json.dumps({"type": "trade", "px": str(i), "meta": {"v": i, "f": [i]}}))
+        elif kind == 2:
+            data.append("not json" if i % 8 == 2 else json.dumps({"type": "hb", "note": None}))
+        else:
+            data.append(json.dumps({"type": "ticker", "px": i * 0.5, "meta": None}))
+    times = list(range(len(data)))
+    frames = []
+    for batch_chunks, calls in ((1, None), (4, None), (4, [i % 7 == 0 for i in range(len(data))])):
+        monkeypatch.setattr(nbws.store, "OBJECT_BATCH_CHUNKS", batch_chunks)
+        store = MessageStore(chunk_size=3)
+        feed_store(store, data, times, calls)
+        frames.append(store.frame())
+    assert len(frames[0]) == 60 - 8  # every message but the 8 that are not JSON
+    assert frames[0]["seq"].dropna().iloc[-1] == 2**60 + 56  # exact, not rounded
+    assert_same_frame(frames[0][frames[1].columns], frames[1])
+    assert_same_frame(frames[1], frames[2])
+
+
 @pytest.mark.parametrize("depth", [1_000, 1_024, 1_025, 100_000])
 def test_deep_objects_never_crash_the_store(depth):
     """Objects nested up to 1,024 levels are rows, deeper ones are not JSON; beside a NaN (which
