@@ -59,6 +59,23 @@ class StoreConnection(ClientConnection):
 
     def process_event(self, event: Any) -> None:
         """websockets calls this per frame as it parses them (and once for the handshake)."""
+        if event.__class__ is Frame and event.fin and not self._fragments and not self._failed:
+            # The per-message path: a whole text or binary message in one frame.
+            opcode = event.opcode
+            if opcode is TEXT:
+                try:
+                    data = event.data.decode()
+                except UnicodeDecodeError as exc:
+                    return self._invalid_utf8(exc)
+                self._deliver(data, time.time_ns())
+                return None
+            if opcode is BINARY:
+                self._deliver(bytes(event.data), time.time_ns())
+                return None
+        return self._other_event(event)
+
+    def _other_event(self, event: Any) -> None:
+        """The handshake's answer, control frames, fragments, and frames after a failure."""
         if self.response is None or event.__class__ is not Frame:
             return super().process_event(event)
         opcode = event.opcode
@@ -66,25 +83,21 @@ class StoreConnection(ClientConnection):
             return super().process_event(event)  # ping, pong, close
         if self._failed:
             return None
-        if not event.fin or self._fragments:
-            self._fragments.append(event)
-            if MAX_FRAGMENTS is not None and len(self._fragments) > MAX_FRAGMENTS:
-                too_many = getattr(websockets_exceptions, "TooManyFragments", ValueError)(MAX_FRAGMENTS)
-                return self._fail(CloseCode.MESSAGE_TOO_BIG, "too many fragments", too_many)
-            if not event.fin:
-                return None
-            frames, self._fragments = self._fragments, []
-            opcode = frames[0].opcode
-            payload = b"".join(frame.data for frame in frames)
-        else:
-            payload = event.data
-        if opcode is TEXT:
+        self._fragments.append(event)
+        if MAX_FRAGMENTS is not None and len(self._fragments) > MAX_FRAGMENTS:
+            too_many = getattr(websockets_exceptions, "TooManyFragments", ValueError)(MAX_FRAGMENTS)
+            return self._fail(CloseCode.MESSAGE_TOO_BIG, "too many fragments", too_many)
+        if not event.fin:
+            return None
+        frames, self._fragments = self._fragments, []
+        payload = b"".join(frame.data for frame in frames)
+        if frames[0].opcode is TEXT:
             try:
                 data = payload.decode()
             except UnicodeDecodeError as exc:
-                return self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}", exc)
+                return self._invalid_utf8(exc)
         else:
-            data = bytes(payload)
+            data = payload
         self._deliver(data, time.time_ns())
         return None
 
@@ -97,6 +110,9 @@ class StoreConnection(ClientConnection):
             self.transport.abort()
             return False
         return True
+
+    def _invalid_utf8(self, exc: UnicodeDecodeError) -> None:
+        self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}", exc)
 
     def _fail(self, code: CloseCode, reason: str, exc: BaseException) -> None:
         """Fail the connection as ``recv()`` would (from a parser callback: in a task)."""
