@@ -1,6 +1,6 @@
 """nbws benchmarks: messages of the shapes real feeds send, received all the way to a ready DataFrame.
 
-    python benchmarks/run.py            # every shape, 5 interleaved rounds, writes RESULTS.md
+    python benchmarks/run.py            # every shape, 7 interleaved rounds, writes RESULTS.md
     python benchmarks/run.py --quick    # a small smoke run (the test suite runs this)
 
 Every case receives the same messages from the same server, in the same run, so the ratios
@@ -28,6 +28,7 @@ import hashlib
 import multiprocessing
 import os
 import platform
+import random
 import re
 import statistics
 import subprocess
@@ -393,7 +394,7 @@ def shape_cases(url: str, n: int, binary: bool, repeat: int) -> tuple[dict[str, 
     """Median seconds per case for one shape, and the panel's busiest second (updates, bytes).
 
     The cases take turns, round after round, so that a slow spell of a shared machine falls on
-    all of them rather than on whichever ran then.
+    all of them rather than on whichever ran then, each round in another order.
     """
     cases = {
         "A": lambda: case_a(url, n, binary),
@@ -405,8 +406,15 @@ def shape_cases(url: str, n: int, binary: bool, repeat: int) -> tuple[dict[str, 
     }
     seconds: dict[str, list[float]] = {key: [] for key in cases}
     busiest = (0, 0)
-    for _ in range(repeat):
-        for key, case in cases.items():
+    for round_ in range(repeat):
+        # A case's time depends on the one before it (the heap that one freed; measured: nbws
+        # right after the plain loop ~15% slower on mixed than right after another nbws case),
+        # so each round has its own order (the same in every run) and no case always follows
+        # the same one.
+        order = list(cases)
+        random.Random(round_).shuffle(order)
+        for key in order:
+            case = cases[key]
             WIDGET_UPDATES.clear()
             gc.collect()  # every case starts from the same heap, whatever the last one left
             seconds[key].append(timed(case, n, 1))
@@ -459,11 +467,11 @@ def main(argv: list[str] | None = None) -> int:
         "--messages", type=int, help=f"messages per case for every shape (quick {QUICK_COUNT:,})"
     )
     parser.add_argument(
-        "--repeat", type=int, help="rounds of every case, median reported (default 5; quick 1)"
+        "--repeat", type=int, help="rounds of every case, median reported (default 7; quick 1)"
     )
     parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     args = parser.parse_args(argv)
-    repeat = args.repeat or (1 if args.quick else 5)
+    repeat = args.repeat or (1 if args.quick else 7)
     lines: list[str] = []
     count_widget_updates()
 

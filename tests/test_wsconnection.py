@@ -54,10 +54,16 @@ def raw_server(servers, frames: bytes) -> str:
     return f"ws://127.0.0.1:{servers.tcp(on_connect)}/"
 
 
-def test_messages_in_the_handshake_packet_come_after_the_open_event(servers):
-    ws = nbws.connect(raw_server(servers, frame(TEXT, b"first") + frame(BINARY, b"\x00\x01") + CLOSE_1000))
+def closed_connection(servers, frames: bytes) -> tuple[nbws.WebSocket, Recorder]:
+    """A connection to ``raw_server(frames)`` and its events, once it has closed."""
+    ws = nbws.connect(raw_server(servers, frames))
     rec = Recorder(ws)
     rec.wait_closed()
+    return ws, rec
+
+
+def test_messages_in_the_handshake_packet_come_after_the_open_event(servers):
+    _, rec = closed_connection(servers, frame(TEXT, b"first") + frame(BINARY, b"\x00\x01") + CLOSE_1000)
     assert rec.types == ["open", "message", "message", "close"]
     assert [event.data for event in rec.of("message")] == ["first", b"\x00\x01"]
     assert [event.seq for event in rec.of("message")] == [0, 1]
@@ -78,9 +84,7 @@ def test_fragments_are_joined_then_decoded_with_a_ping_between_them(servers):
         + frame(TEXT, b"whole")
         + CLOSE_1000
     )
-    ws = nbws.connect(raw_server(servers, frames))
-    rec = Recorder(ws)
-    rec.wait_closed()
+    ws, rec = closed_connection(servers, frames)
     assert [event.data for event in rec.of("message")] == ["xéy", b"abc", "whole"]
     assert ws.stats["received"] == 3
 
@@ -88,9 +92,7 @@ def test_fragments_are_joined_then_decoded_with_a_ping_between_them(servers):
 def test_invalid_utf8_fails_the_connection_and_nothing_after_it_is_delivered(servers):
     """As websockets' recv(): 1007, the message before kept, the ones after it dropped."""
     frames = frame(TEXT, b'{"ok": 1}') + frame(TEXT, b"\xff\xfe") + frame(TEXT, b'{"after": 2}')
-    ws = nbws.connect(raw_server(servers, frames))
-    rec = Recorder(ws)
-    rec.wait_closed()
+    ws, rec = closed_connection(servers, frames)
     assert rec.types == ["open", "message", "error", "close"]
     assert "not valid UTF-8" in rec.last("error").message
     assert rec.last("close").code == 1007
@@ -109,9 +111,7 @@ def test_a_failing_store_ends_the_connection_and_says_so(servers, monkeypatch, c
 
     monkeypatch.setattr(nbws.store.MessageStore, "append", append_failing_on_the_second)
     frames = frame(TEXT, b'{"n": 1}') + frame(TEXT, b'{"n": 2}') + frame(TEXT, b'{"n": 3}')
-    ws = nbws.connect(raw_server(servers, frames))
-    rec = Recorder(ws)
-    rec.wait_closed()
+    ws, rec = closed_connection(servers, frames)
     assert rec.types == ["open", "message", "error", "close"]
     assert "nbws internal error: RuntimeError('store bug')" in rec.last("error").message
     assert rec.last("close").code == 1006
