@@ -35,3 +35,17 @@ def test_quick_benchmark_runs_every_case():
     assert "memory, book: peak growth" in out and "memory with max_rows=" in out
     assert "panel displayed in a kernel" in out and "round trip p50" in out
     assert (results.read_text() if results.exists() else None) == before
+
+
+def test_collections_probe_runs_every_case():
+    """benchmarks/collections_probe.py: the three cases, each with its full collections counted."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "collections_probe.py"), "book", "3000", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["A", "D", "K"]
+    assert all(" full collections taking " in line for line in lines)
