@@ -3,9 +3,9 @@
 Every ``chunk_size`` messages the log seals a chunk: a chunk of scalars goes through Arrow's
 JSON reader (``nbws.arrowchunk``), any other through pandas from the values already parsed
 (``nbws.columns``), ``OBJECT_BATCH_CHUNKS`` chunks at a time; either way one row per message,
-nested objects as dotted columns. Sealed
-rows move into growable per-column buffers (``nbws.framebuffer``; every ``BATCH_ROWS`` rows, and
-whenever a frame is asked for), consecutive Arrow Tables converted together. ``frame()``
+nested objects as dotted columns. Sealed rows move into growable per-column buffers
+(``nbws.framebuffer``; every ``BATCH_ROWS`` rows, and whenever a frame is asked for),
+consecutive Arrow Tables converted together. ``frame()``
 returns a DataFrame of views of them plus the open chunk's rows, so asking again after new
 messages costs the new rows, not all of them. Only the loop thread appends; whoever moves rows
 into the buffers or reads them holds ``_read_lock``.

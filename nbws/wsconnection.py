@@ -43,6 +43,7 @@ class StoreConnection(ClientConnection):
         self._early: list[tuple[Any, int]] = []
         self._fragments: list[Frame] = []
         self._failed = False  # the connection is failing: drop what still comes
+        self._failing: Any = None  # the task that fails it (kept: a task must be referenced)
         self.internal_error: BaseException | None = None  # what the sink raised, if it did
 
     def deliver_to(self, sink: Sink) -> None:
@@ -128,4 +129,4 @@ class StoreConnection(ClientConnection):
             except ConnectionClosed:
                 pass
 
-        self._failing = self.loop.create_task(fail())  # (a reference, so it is not collected)
+        self._failing = self.loop.create_task(fail())
