@@ -50,9 +50,10 @@ def store(messages: list[str], keep_values: bool = False) -> pd.DataFrame:
     kept: list[list] = []
 
     class KeepingStore(MessageStore):
-        def _sealing(self, data, times, values):
-            kept.append(values)
-            return super()._sealing(data, times, values)
+        def _sealing(self, data, times):
+            rows = super()._sealing(data, times)
+            kept.append(self._values)  # what the chunk's seal parsed (nothing if Arrow took it)
+            return rows
 
     s = KeepingStore() if keep_values else MessageStore()
     for i, message in enumerate(messages):

@@ -1,10 +1,11 @@
 """A sealed chunk through Arrow's JSON reader: the fast path for chunks of scalars.
 
 Arrow's C++ reader parses the chunk's raw text straight into columns (nested objects flattened
-into dotted columns), several times faster than pandas builds strings from Python objects. It
-is used only where its result cannot differ from parsing each message on its own, and only for
-chunks without arrays: Arrow would build list columns that must come back into Python lists one
-by one, where ``nbws.columns`` (from the values already parsed) is many times faster.
+into dotted columns), several times faster than parsing each message in Python and building
+strings from the objects in pandas. It is used only where its result cannot differ from parsing
+each message on its own, and only for chunks without arrays: Arrow would build list columns that
+must come back into Python lists one by one, where ``nbws.columns`` (from the parsed values) is
+many times faster.
 Measured per 2,048-message chunk in ``benchmarks/run.py``'s shapes: tickers 1.4 ms here
 against ~8 ms through pandas' string inference; order books 115 ms here against ~3 ms.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import io
 import threading
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -22,17 +24,30 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from .columns import EXACT_INT, unique_names
+from .jsontext import MAX_DEPTH
 
-__all__ = ["ArrowChunkReader", "suits_arrow", "tables_frame"]
+__all__ = ["ArrowChunkReader", "tables_frame"]
 
 # Arrow's reader makes integers too wide for int64 floats: a float this big may have been one.
 _WIDE = float(2**63)
 
 
-def suits_arrow(data: list, values: list) -> bool:
-    """Whether a chunk goes to Arrow's reader: every message a JSON object, and no array in any
-    (a ``[`` inside a string sends a chunk to the other path too, which is only slower)."""
-    return all(value.__class__ is dict for value in values) and not any("[" in text for text in data)
+def _one_object_per_line(data: list) -> bytes | None:
+    """The chunk's text for Arrow's reader, a message a line, or None where it does not suit: a
+    binary message, one that does not start like a JSON object, an array in any (a ``[`` inside a
+    string too: that chunk only takes the slower path), a line break or lone surrogate inside
+    one, nesting deeper than JSON may (Arrow's reader would crash)."""
+    try:
+        text = "\n".join(data)
+        blob = text.encode()
+    except (TypeError, UnicodeEncodeError):  # binary messages; lone surrogates
+        return None
+    lines = len(data) - 1
+    if text.count("\n") != lines or text.count("\n{") != lines or text[:1] != "{":
+        return None
+    if "[" in text or "\r" in text or max(map(str.count, data, repeat("{"))) > MAX_DEPTH:
+        return None
+    return blob
 
 
 def _flatten_structs(table: Any) -> Any:
@@ -73,15 +88,10 @@ class ArrowChunkReader:
         self._string_fields: dict[str, Any] = {}
         self._fields_lock = threading.Lock()
 
-    def read(self, data: list[str]) -> Any:
-        """The chunk as a pyarrow Table, or None."""
-        try:
-            blob = "\n".join(data).encode()
-        except UnicodeEncodeError:  # lone surrogates: the other path replaces them
-            return None
-        if blob.count(b"\n") != len(data) - 1 or b"\r" in blob:
-            return None
-        if not all(map(str.strip, data)):  # Arrow skips blank lines
+    def read(self, data: list) -> Any:
+        """The chunk (its messages' payloads) as a pyarrow Table, or None."""
+        blob = _one_object_per_line(data)
+        if blob is None:
             return None
         options = pa_json.ReadOptions(use_threads=False, block_size=len(blob) + 1)
         try:

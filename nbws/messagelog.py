@@ -1,9 +1,11 @@
 """MessageLog: every message a connection received, in order, kept compactly (no pandas here).
 
-The loop thread appends each message: its payload, its arrival time and its parsed JSON value
-(one orjson call, three list appends). Every ``chunk_size`` messages the open chunk is sealed
-into a compact record; a subclass (``nbws.store.MessageStore``) turns the sealed values into
-rows of a frame. ``max_rows`` bounds what is retained. Readers on any thread get messages by
+The loop thread appends each message: its payload and its arrival time (two list appends; no
+parsing on the way in). Every ``chunk_size`` messages the open chunk is sealed into a compact
+record; a subclass (``nbws.store.MessageStore``) turns the sealed chunk into rows of a frame,
+parsing it as a whole or handing its text to Arrow's reader. A message is parsed at most once:
+when its chunk is sealed, or earlier when a reader needs its value (the open chunk's rows, the
+parse error count). ``max_rows`` bounds what is retained. Readers on any thread get messages by
 seq, counters, the rate and the newest rows without copying the open chunk.
 """
 
@@ -13,19 +15,61 @@ import bisect
 import threading
 from array import array
 from collections import deque
+from itertools import islice
 from typing import Any
 
 from .events import MessageEvent, message_event
 from .jsontext import fast_loads, loads
 
-__all__ = ["MessageLog", "DEFAULT_CHUNK_SIZE", "NOT_JSON", "VALUE_COLUMN", "json_rows", "flat_row"]
+__all__ = [
+    "MessageLog",
+    "DEFAULT_CHUNK_SIZE",
+    "NOT_JSON",
+    "VALUE_COLUMN",
+    "json_rows",
+    "flat_row",
+    "parse_messages",
+]
 
 DEFAULT_CHUNK_SIZE = 2048
 VALUE_COLUMN = "value"
 # Marks a message whose data is not JSON (binary, or text that does not parse).
 NOT_JSON = object()
-# The newest values of the sealed chunks, kept for recent_rows right after a seal.
+# The newest messages of the sealed chunks, kept for recent_rows right after a seal.
 KEPT_AFTER_SEAL = 64
+
+
+def parse_messages(data: list) -> tuple[list, int]:
+    """The JSON value of each message (``NOT_JSON`` for binary messages and text that is not
+    JSON), and how many are not JSON. Each is parsed once."""
+    if not all(d.__class__ is str for d in data):
+        values = [_parse_text(d) if d.__class__ is str else NOT_JSON for d in data]
+        return values, sum(value is NOT_JSON for value in values)
+    values: list = []
+    errors = 0
+    while len(values) < len(data):
+        try:  # the usual case: one C loop (extend keeps what it parsed before a refusal)
+            values.extend(map(fast_loads, islice(data, len(values), None)))
+        except ValueError:
+            value = _parse_refused(data[len(values)])
+            values.append(value)
+            errors += value is NOT_JSON
+    return values, errors
+
+
+def _parse_text(text: str) -> Any:
+    try:
+        return fast_loads(text)
+    except ValueError:
+        return _parse_refused(text)
+
+
+def _parse_refused(text: str) -> Any:
+    """What orjson refused: Python servers send NaN, which the standard library reads."""
+    try:
+        return loads(text)
+    except ValueError:
+        return NOT_JSON
 
 
 def json_rows(times: list[int], values: list[Any]) -> tuple[list[dict], list[int]]:
@@ -92,69 +136,69 @@ class MessageLog:
         self.max_rows = max_rows
         self.chunk_size = chunk_size
         self.received = 0
-        self.parse_errors = 0
+        self._sealed_errors = 0  # parse errors of the sealed chunks
         self._lock = threading.Lock()
         self._sealed_bytes = 0  # bytes_received of the sealed chunks
         self._open_bytes = self._open_counted = 0  # of the open chunk's first _open_counted messages
-        # The open chunk, appended to by the loop thread only.
+        # The open chunk, appended to by the loop thread only (times last: their count is the
+        # chunk's); the values of its first messages, parsed once someone needed them (under
+        # _lock), and how many of those are not JSON.
         self._first_seq = 0
         self._data: list = []
         self._times: list[int] = []
         self._values: list = []
+        self._open_errors = 0
         # Sealed chunks' payloads; popped from the left when max_rows is exceeded.
         self._sealed: deque[_Sealed] = deque()
         self._sealed_messages = 0
-        self._kept: tuple[list[int], list] = ([], [])  # the sealed chunks' newest times, values
+        self._kept: tuple[list[int], list] = ([], [])  # the sealed chunks' newest times, payloads
 
     # -- writer (loop thread) --------------------------------------------------------------
 
     def append(self, data: str | bytes, time_ns: int) -> None:
         """Record one message received at ``time_ns`` (ns since the epoch)."""
-        # The per-message path: no more work than a bare recv loop needs.
-        if data.__class__ is str:
-            try:
-                value = fast_loads(data)
-            except ValueError:
-                try:  # what orjson refuses but Python servers send: NaN
-                    value = loads(data)
-                except ValueError:
-                    value = NOT_JSON
-                    self.parse_errors += 1
-        else:
-            value = NOT_JSON
-            self.parse_errors += 1
+        # The per-message path: less work than a bare recv loop's parse.
         self._data.append(data)
-        self._times.append(time_ns)
-        values = self._values
-        values.append(value)
+        times = self._times
+        times.append(time_ns)
         self.received += 1
-        if len(values) >= self.chunk_size:
+        if len(times) >= self.chunk_size:
             self._seal()
 
     def _seal(self) -> None:
-        data, times, values = self._data, self._times, self._values
-        rows = self._sealing(data, times, values)
+        data, times = self._data, self._times
+        rows = self._sealing(data, times)
         sealed = _Sealed(self._first_seq, data, times)
         with self._lock:
+            # Messages of the chunk nobody parsed were all JSON objects (Arrow's reader took them).
+            self._sealed_errors += self._open_errors
+            self._open_errors = 0
             self._data, self._times, self._values = [], [], []
             self._sealed_bytes += self._open_bytes + _size(data[self._open_counted :])
             self._open_bytes = self._open_counted = 0
             self._first_seq += len(data)
             self._sealed.append(sealed)
             self._sealed_messages += len(data)
-            kept_times, kept_values = self._kept
+            kept_times, kept_data = self._kept
             self._kept = (
                 (kept_times + times[-KEPT_AFTER_SEAL:])[-KEPT_AFTER_SEAL:],
-                (kept_values + values[-KEPT_AFTER_SEAL:])[-KEPT_AFTER_SEAL:],
+                (kept_data + data[-KEPT_AFTER_SEAL:])[-KEPT_AFTER_SEAL:],
             )
             self._sealed_rows(rows)
             self._trim()
         self._after_seal()
 
-    # Hooks for the frame side (MessageStore): what becomes of a sealed chunk's values.
+    # Hooks for the frame side (MessageStore): what becomes of a sealed chunk's messages.
 
-    def _sealing(self, data: list, times: list[int], values: list) -> Any:
-        """Turn a chunk's payloads and values into rows (loop thread, no lock held)."""
+    def _sealing(self, data: list, times: list[int]) -> Any:
+        """Turn a chunk's payloads into rows (loop thread, no lock held). Whatever it does not
+        parse (``_chunk_values``) must be JSON objects: those are not counted as parse errors."""
+        self._chunk_values()
+
+    def _chunk_values(self) -> list:
+        """The value of every message of the open chunk, parsing those nobody parsed yet."""
+        with self._lock:
+            return self._open_values(len(self._times))
 
     def _sealed_rows(self, rows: Any) -> None:
         """Keep the rows ``_sealing`` made (``_lock`` held)."""
@@ -175,19 +219,36 @@ class MessageLog:
 
     # -- readers (any thread) --------------------------------------------------------------
 
+    def _open_values(self, n: int) -> list:
+        """The open chunk's values, its first ``n`` at least parsed (hold _lock). Each message is
+        parsed once, by whoever needs its value first."""
+        values = self._values
+        if len(values) < n:
+            parsed, errors = parse_messages(self._data[len(values) : n])
+            values += parsed
+            self._open_errors += errors
+        return values
+
+    @property
+    def parse_errors(self) -> int:
+        """Messages that are not JSON: binary ones, and text that does not parse."""
+        with self._lock:  # parses only what arrived since the last reader or seal
+            self._open_values(len(self._times))
+            return self._sealed_errors + self._open_errors
+
     @property
     def bytes_received(self) -> int:
         """Bytes of every message received: UTF-8 for text, as on the wire."""
         with self._lock:  # counts only what arrived since the last call
-            count = len(self._values)
+            count = len(self._times)
             self._open_bytes += _size(self._data[self._open_counted : count])
             self._open_counted = count
             return self._sealed_bytes + self._open_bytes
 
     def _open_chunk(self) -> tuple[list[int], list]:
         """A consistent copy of the open chunk's times and values; call with the lock held."""
-        n = len(self._values)  # appended last, so times hold at least n items
-        return self._times[:n], self._values[:n]
+        n = len(self._times)  # appended last, so data hold at least n items
+        return self._times[:n], self._open_values(n)[:n]
 
     def recent_rows(self, n: int) -> list[tuple[int, dict]]:
         """The newest ``n`` rows as ``(time_ns, row)``, each row with dotted names as in the frame.
@@ -196,13 +257,13 @@ class MessageLog:
         if self.max_rows is not None:
             n = min(n, self.max_rows)
         with self._lock:
-            count = len(self._values)
+            count = len(self._times)
             lo = max(0, count - 4 * n)  # a few more, for messages that are not JSON
-            times, values = self._times[lo:count], self._values[lo:count]
+            times, data = self._times[lo:count], self._data[lo:count]
             if lo == 0:
-                kept_times, kept_values = self._kept
-                times, values = kept_times + times, kept_values + values
-        rows, row_times = json_rows(times, values)
+                kept_times, kept_data = self._kept
+                times, data = kept_times + times, kept_data + data
+        rows, row_times = json_rows(times, parse_messages(data)[0])
         start = max(0, len(rows) - n)
         return [(t, flat_row(row)) for t, row in zip(row_times[start:], rows[start:])]
 
@@ -218,7 +279,7 @@ class MessageLog:
             parts = [
                 (s.first_seq, s.data, s.times) for s in self._sealed if s.first_seq + len(s.data) > start
             ]
-            first, count = self._first_seq, len(self._values)
+            first, count = self._first_seq, len(self._times)
             lo, hi = max(start - first, 0), max(min(stop - first, count), 0)
             parts.append((first + lo, self._data[lo:hi], self._times[lo:hi]))
         events = []
@@ -247,7 +308,7 @@ class MessageLog:
             start = max(start, since_ns)
         with self._lock:  # no copies: the open chunk's list is only appended to, up to ``size``
             chunks = [(s.times, len(s.times)) for s in self._sealed]
-            chunks.append((self._times, len(self._values)))
+            chunks.append((self._times, len(self._times)))
             rolled_over = bool(self._sealed) and self._sealed[0].first_seq > 0
         count = 0
         oldest = None

@@ -1,8 +1,9 @@
 """MessageStore: the message log, and the DataFrame of its JSON messages on demand.
 
-Every ``chunk_size`` messages the log seals a chunk: a chunk of scalars goes through Arrow's
-JSON reader (``nbws.arrowchunk``), any other through pandas from the values already parsed
-(``nbws.columns``), ``OBJECT_BATCH_CHUNKS`` chunks at a time; either way one row per message,
+Every ``chunk_size`` messages the log seals a chunk: a chunk of objects of scalars goes as text
+through Arrow's JSON reader (``nbws.arrowchunk``; nothing parsed in Python), any other is parsed
+(once; see ``nbws.messagelog``) and goes through pandas (``nbws.columns``),
+``OBJECT_BATCH_CHUNKS`` chunks at a time; either way one row per message,
 nested objects as dotted columns. Sealed rows move into growable per-column buffers
 (``nbws.framebuffer``; every ``BATCH_ROWS`` rows, and whenever a frame is asked for),
 consecutive Arrow Tables converted together. ``frame()``
@@ -119,19 +120,20 @@ class MessageStore(MessageLog):
 
     # -- sealed chunks (loop thread) -------------------------------------------------------
 
-    def _sealing(self, data: list, times: list[int], values: list) -> tuple[list[_Rows], list]:
+    def _sealing(self, data: list, times: list[int]) -> tuple[list[_Rows], list]:
         """The rows ready to move into the buffers, and the chunks of objects still open. Where
         batches of objects end depends only on the messages, never on when frames are asked for."""
-        from .arrowchunk import ArrowChunkReader, suits_arrow
+        from .arrowchunk import ArrowChunkReader
 
         objects = self._open_objects
-        if suits_arrow(data, values):
+        # (a reader that found a message that is not JSON already: Arrow must not take the chunk)
+        if not self._open_errors:
             if self._arrow is None:
                 self._arrow = ArrowChunkReader()
             table = self._arrow.read(data)
             if table is not None:
                 return [*self._objects_rows(objects), _Rows(times, table=table)], []
-        objects = [*objects, (times, values)]
+        objects = [*objects, (times, self._chunk_values())]
         if len(objects) >= self._object_batch:
             return self._objects_rows(objects), []
         return [], objects

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nbws.messagelog import MessageLog, flat_row, json_rows
+import nbws.messagelog
+from nbws.messagelog import MessageLog, flat_row, json_rows, parse_messages
 
 
 def fill(log: MessageLog, payloads) -> None:
@@ -58,3 +59,41 @@ def test_bytes_received_counts_utf8_bytes():
     log = MessageLog()
     fill(log, ['"é"', b"\x00\x01"])
     assert log.bytes_received == len('"é"'.encode()) + 2
+
+
+@pytest.fixture
+def parsed(monkeypatch) -> list:
+    """Every payload nbws.messagelog parses, in order."""
+    seen: list = []
+    loads = nbws.messagelog.fast_loads
+
+    def counting_loads(data):
+        seen.append(data)
+        return loads(data)
+
+    monkeypatch.setattr(nbws.messagelog, "fast_loads", counting_loads)
+    return seen
+
+
+def test_messages_are_parsed_once_when_first_needed_not_on_arrival(parsed):
+    """Appending parses nothing; the first reader of a value parses it, the seal only the rest."""
+    log = MessageLog(chunk_size=6)
+    fill(log, ['{"i": 0}', "nope", '{"i": 2}'])
+    assert parsed == []
+    assert log.parse_errors == 1
+    assert parsed == ['{"i": 0}', "nope", '{"i": 2}']  # (each once: orjson refused "nope")
+    fill(log, ['{"i": 3}'])
+    assert log._open_chunk() == (
+        [1_000, 1_001, 1_002, 1_000],
+        [{"i": 0}, nbws.messagelog.NOT_JSON, {"i": 2}, {"i": 3}],
+    )
+    fill(log, ['{"i": 4}', b"\x00"])  # the sixth message seals the chunk
+    assert parsed == ['{"i": 0}', "nope", '{"i": 2}', '{"i": 3}', '{"i": 4}']
+    assert log.parse_errors == 2 and log.received == 6
+
+
+def test_parse_messages_counts_what_is_not_json():
+    assert parse_messages(['{"a": 1}', "[1]"]) == ([{"a": 1}, [1]], 0)
+    values, errors = parse_messages(['{"a": NaN}', "x", b"{}", '"s"'])
+    assert values[1:] == [nbws.messagelog.NOT_JSON, nbws.messagelog.NOT_JSON, "s"] and errors == 2
+    assert values[0]["a"] != values[0]["a"]  # NaN, as Python servers send it

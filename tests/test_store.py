@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nbws
+import nbws.messagelog
 from nbws.events import loads
+from nbws.messagelog import parse_messages
 from nbws.store import MessageStore, copy_on_write
 
 
@@ -287,6 +289,79 @@ def test_sealed_chunks_keep_what_parsing_each_message_gives():
         assert frame["pretty"].iloc[2] == 1
         assert pd.isna(frame["nan"].iloc[3]) and frame["s"].iloc[3] == "a\nb"
         assert frame["l"].iloc[4] == [1, 2.5]
+
+
+# Text that starts like a JSON object, with no array: what a chunk's text path (Arrow's reader)
+# may be handed, JSON or not. Each must give the rows and counts parsing it on its own gives.
+OBJECT_LIKE = [
+    '{"a": 1,}',
+    '{"a": 1} x',
+    '{"a": 1}{"b": 2}',
+    "{'a': 1}",
+    '{"a": 01}',
+    '{"a": 1.}',
+    '{"a": .5}',
+    '{"a": +1}',
+    '{"a": "x\ty"}',
+    '{"a": "x\x01"}',
+    '{"a": "\\x41"}',
+    '{"a": "\\ud800"}',
+    '{"a": NaN}',
+    '{"a": -Infinity}',
+    '{"a": 1e999}',
+    '{"a": tru}',
+    "{a: 1}",
+    '{"a": 1 /* c */}',
+    '{"a": 1}\x00',
+    '{"a": 1',
+    '{"a" 1}',
+    '{"a": 1}   ',
+    '{"a": null, "a": 2}',
+    '{"a": 1}\u2028',
+    '{"a": 0x10}',
+    '{"a": 18446744073709551616}',
+    '{"a": -9223372036854775809}',
+    '{"a": ' * 1_100 + "1" + "}" * 1_100,  # deeper than JSON may nest: Arrow's reader would take it
+]
+
+
+@pytest.mark.parametrize("counted_before_the_seal", [False, True])
+@pytest.mark.parametrize("odd", OBJECT_LIKE)
+def test_a_chunk_read_as_text_gives_what_parsing_each_message_gives(odd, counted_before_the_seal):
+    """A sealed chunk of objects of scalars is read from its text, not parsed in Python; where
+    one message is not JSON, or JSON that reader would read otherwise, the rows and the count of
+    parse errors are those parsing each message gives (here: the open chunk's), also when the
+    parse errors were counted before the chunk was sealed."""
+    payloads = ['{"a": 1}', odd, '{"a": 2}']
+    is_json = parse_messages([odd])[1] == 0
+    opened = MessageStore(chunk_size=100)
+    fill(opened, payloads)
+    expected = opened.frame()
+    sealed = MessageStore(chunk_size=3)
+    fill(sealed, payloads[:2])
+    if counted_before_the_seal:
+        assert sealed.parse_errors == (0 if is_json else 1)
+    fill(sealed, payloads[2:], start_ns=1_700_000_000_000_000_000 + 2_000_000)
+    pd.testing.assert_frame_equal(sealed.frame(), expected)
+    assert sealed.parse_errors == opened.parse_errors == (0 if is_json else 1)
+    assert len(expected) == (3 if is_json else 2)
+
+
+def test_a_chunk_of_objects_of_scalars_is_not_parsed_in_python(monkeypatch):
+    """Arrow's reader takes its text: nothing parsed before, and the frame as parsing gives."""
+    parsed: list = []
+    loads = nbws.messagelog.fast_loads
+    monkeypatch.setattr(nbws.messagelog, "fast_loads", lambda data: parsed.append(data) or loads(data))
+    store = MessageStore(chunk_size=4)
+    fill(store, [json.dumps({"i": i, "s": str(i), "n": {"t": "2024-01-01"}}) for i in range(8)])
+    assert parsed == []
+    frame = store.frame()
+    assert parsed == [] and store.parse_errors == 0
+    assert frame.to_dict("list") == {
+        "i": list(range(8)),
+        "s": [str(i) for i in range(8)],
+        "n.t": ["2024-01-01"] * 8,
+    }
 
 
 def test_lone_surrogates_become_replacement_characters_in_the_frame():
