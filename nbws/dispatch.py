@@ -156,11 +156,11 @@ class Dispatcher:
         entries = self._listeners["message"]
         if entries:
             event = message_event(data, seq, time_ns)
-            for entry in entries:  # _call, inlined: this runs once per message
+            for listener, context in entries:  # _call, inlined: this runs once per message
                 try:
-                    entry[1].run(entry[0], event)
+                    context.run(listener, event)
                 except BaseException as exc:  # noqa: BLE001 - even SystemExit must not stop the stream
-                    self._report("message", entry[0], entry[1], exc)
+                    self._report("message", listener, context, exc)
 
     def poll_hold(self) -> bool:
         """Release the hold if the creator is done; True while it still holds."""

@@ -287,7 +287,8 @@ class MessageLog:
         events = []
         for first_seq, chunk_data, chunk_times in parts:
             lo, hi = max(start - first_seq, 0), min(stop - first_seq, len(chunk_data))
-            events.extend(message_event(chunk_data[i], first_seq + i, chunk_times[i]) for i in range(lo, hi))
+            seqs = range(first_seq + lo, first_seq + hi)
+            events.extend(map(message_event, chunk_data[lo:hi], seqs, chunk_times[lo:hi]))
         return events
 
     def oldest_seq(self) -> int:
