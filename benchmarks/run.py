@@ -16,6 +16,9 @@ limit); B websocket-client's WebSocketApp (what users pick now); C one pd.concat
 wait_closed -> ws.frame, also with a message listener (D') and with the panel (D", dummy comm,
 whose widget updates are counted in bytes); E aiohttp's client + orjson (a compiled frame
 reader: where nbws could go next). Binary frames have no frame: every case keeps the messages.
+Each case's row also gives how many full collections CPython's garbage collector made during it
+(median over the rounds) and their seconds: on order books and mixed feeds they are most of
+every client's time, and one more or fewer moves a ratio by 0.1 or more.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
+from collections_probe import Collections
 from shapes import SHAPES, is_binary
 
 HERE = Path(__file__).parent
@@ -390,8 +394,11 @@ def import_time() -> tuple[float, bool]:
     return min(runs)
 
 
-def shape_cases(url: str, n: int, binary: bool, repeat: int) -> tuple[dict[str, float], tuple[int, int]]:
-    """Median seconds per case for one shape, and the panel's busiest second (updates, bytes).
+def shape_cases(
+    url: str, n: int, binary: bool, repeat: int
+) -> tuple[dict[str, float], tuple[int, int], dict[str, tuple[float, float]]]:
+    """Median seconds per case for one shape, the panel's busiest second (updates, bytes), and
+    per case the median number of CPython's full collections and their seconds.
 
     The cases take turns, round after round, so that a slow spell of a shared machine falls on
     all of them rather than on whichever ran then, each round in another order.
@@ -405,7 +412,10 @@ def shape_cases(url: str, n: int, binary: bool, repeat: int) -> tuple[dict[str, 
         "E": lambda: case_e(url, n, binary),
     }
     seconds: dict[str, list[float]] = {key: [] for key in cases}
+    full: dict[str, list[tuple[int, float]]] = {key: [] for key in cases}
     busiest = (0, 0)
+    collections = Collections()
+    gc.callbacks.append(collections)
     for round_ in range(repeat):
         # A case's time depends on the one before it (the heap that one freed; measured: nbws
         # right after the plain loop ~15% slower on mixed than right after another nbws case),
@@ -417,13 +427,21 @@ def shape_cases(url: str, n: int, binary: bool, repeat: int) -> tuple[dict[str, 
             case = cases[key]
             WIDGET_UPDATES.clear()
             gc.collect()  # every case starts from the same heap, whatever the last one left
+            collections.count, collections.seconds = 0, 0.0
             seconds[key].append(timed(case, n, 1))
+            full[key].append((collections.count, collections.seconds))
             if key == 'D"':
                 wait_for_the_panel_to_stop()  # its last redraw, of the final state, counts too
                 updates, size = busiest_second(WIDGET_UPDATES)
                 busiest = max(busiest[0], updates), max(busiest[1], size)
                 forget_the_panels()
-    return {key: statistics.median(times) for key, times in seconds.items()}, busiest
+    gc.callbacks.remove(collections)
+    medians = {key: statistics.median(times) for key, times in seconds.items()}
+    full_medians = {
+        key: (statistics.median(c for c, _ in runs), statistics.median(s for _, s in runs))
+        for key, runs in full.items()
+    }
+    return medians, busiest, full_medians
 
 
 CASE_NAMES = {
@@ -492,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         mean = sum(map(len, payloads)) / len(payloads)
         proc, url = start_server(n, shape)
         try:
-            results, (updates, size) = shape_cases(url, n, binary, repeat)
+            results, (updates, size), full = shape_cases(url, n, binary, repeat)
             if shape == "small":
                 results["C"] = case_c(url, n, args.quick)
         finally:
@@ -500,14 +518,16 @@ def main(argv: list[str] | None = None) -> int:
         a, d = results["A"], results["D"]
         say(f"## {shape}: {SHAPES[shape].__doc__.splitlines()[0]} (mean {mean:,.0f} B, {n:,} messages)")
         say()
-        say("| case | msgs/s | seconds | vs A |")
-        say("|---|---:|---:|---:|")
+        say("| case | msgs/s | seconds | vs A | full collections | their seconds |")
+        say("|---|---:|---:|---:|---:|---:|")
         for key, seconds in sorted(results.items()):
             name = (
                 CASE_NAMES.get(key)
                 or f"C  one pd.concat per message (first {min(n, 10_000):,}, extrapolated)"
             )
-            say(f"| {name} | {n / seconds:,.0f} | {seconds:.3f} | {a / seconds:.2f} |")
+            count, gc_seconds = (f"{full[key][0]:g}", f"{full[key][1]:.3f}") if key in full else ("", "")
+            speed = f"{n / seconds:,.0f} | {seconds:.3f} | {a / seconds:.2f}"
+            say(f"| {name} | {speed} | {count} | {gc_seconds} |")
         ratios = (a / d, a / results["D'"], d / results['D"'], results["B"] / d, results["E"] / d)
         say()
         say(

@@ -30,6 +30,7 @@ def test_quick_benchmark_runs_every_case():
     for shape in ("small", "book", "ticker", "mixed", "snapshots", "binary"):
         assert f"## {shape}: " in out and f"| {shape} | " in out, shape
     assert out.count("D / A = ") == 6 and "panel's busiest second: " in out
+    assert out.count("| full collections | their seconds |") == 6
     assert "import nbws: " in out
     assert "| 10,000 |" in out  # the refresh curve
     assert "memory, book: peak growth" in out and "memory with max_rows=" in out
