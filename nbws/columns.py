@@ -14,6 +14,8 @@ lists, integers beyond 2**53 stay exact (an object column where float64 would ro
 from __future__ import annotations
 
 import json
+from itertools import compress, repeat
+from operator import is_
 
 import numpy as np
 import pandas as pd
@@ -55,21 +57,23 @@ def _columns(rows: list[dict]) -> tuple[list[str], list[pd.Series]]:
             name = prefix + key
             # (to_numpy only where it is a view: Arrow strings would be copied out as objects)
             if series.dtype == object and dict in set(map(type, series.to_numpy())):
-                values = [row.get(key, _ABSENT) for row in level]
+                # (map and compress: C loops over the level's rows)
+                values = list(map(dict.get, level, repeat(key), repeat(_ABSENT)))
                 # A scalar (null included) beside the objects keeps its column, as it would in a
                 # chunk of its own: the frame must not depend on how rows were batched.
-                if any(value is not _ABSENT and value.__class__ is not dict for value in values):
+                if set(map(type, values)) - {dict, object}:  # (_ABSENT is the only object())
                     others = [None if v.__class__ is dict or v is _ABSENT else v for v in values]
                     names.append(name)
                     columns.append(pd.Series(_spread(others, positions, n)))
-                inner = [i for i, value in enumerate(values) if value.__class__ is dict]
-                nested = [values[i] for i in inner]
+                is_object = list(map(is_, map(type, values), repeat(dict)))
+                inner = list(compress(range(len(values)), is_object))
+                nested = list(compress(values, is_object))
                 where = np.asarray(inner) if positions is None else positions[inner]
                 where = None if len(where) == n else where
                 stack.append((name + ".", nested, where, iter(_level_frame(nested, where, n).items())))
                 break
             if series.dtype == np.float64 and _may_be_rounded(series.to_numpy()):
-                series = _exact(series, _spread([row.get(key) for row in level], positions, n))
+                series = _exact(series, _spread(list(map(dict.get, level, repeat(key))), positions, n))
             names.append(name)
             columns.append(series)
         else:
@@ -103,7 +107,8 @@ def _may_be_rounded(values: np.ndarray) -> bool:
 
 def _exact(series: pd.Series, values: list) -> pd.Series:
     """The column as objects when integers in it are beyond what float64 holds exactly."""
-    if any(value.__class__ is int and not -EXACT_INT <= value <= EXACT_INT for value in values):
+    integers = compress(values, map(is_, map(type, values), repeat(int)))
+    if max(map(abs, integers), default=0) > EXACT_INT:
         return pd.Series([np.nan if value is None else value for value in values], dtype=object)
     return series
 
