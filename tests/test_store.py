@@ -321,7 +321,7 @@ OBJECT_LIKE = [
     '{"a": 0x10}',
     '{"a": 18446744073709551616}',
     '{"a": -9223372036854775809}',
-    '{"a": ' * 1_100 + "1" + "}" * 1_100,  # deeper than JSON may nest: Arrow's reader would take it
+    '{"a": ' * 1_100 + "1" + "}" * 1_100,  # deeper than JSON may nest (not JSON here)
 ]
 
 
