@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 import nbws.messagelog
-from nbws.messagelog import MessageLog, flat_row, json_rows, parse_messages
+from nbws.messagelog import MessageLog, collector_paused, flat_row, json_rows, parse_messages
 
 
 def fill(log: MessageLog, payloads) -> None:
@@ -97,3 +99,52 @@ def test_parse_messages_counts_what_is_not_json():
     values, errors = parse_messages(['{"a": NaN}', "x", b"{}", '"s"'])
     assert values[1:] == [nbws.messagelog.NOT_JSON, nbws.messagelog.NOT_JSON, "s"] and errors == 2
     assert values[0]["a"] != values[0]["a"]  # NaN, as Python servers send it
+
+
+@pytest.fixture
+def collections():
+    """The garbage collections that start while the test runs (a ``gc.callbacks`` entry)."""
+    started: list[int] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.callbacks.append(record)
+    yield started
+    gc.callbacks.remove(record)
+
+
+def test_the_collector_is_paused_for_the_block_and_on_again_after(collections):
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        kept = [[i] for i in range(20_000)]  # far beyond the youngest generation's threshold
+        assert collections == []
+    assert gc.isenabled()
+    with pytest.raises(KeyError), collector_paused():
+        raise KeyError("the block failed")
+    assert gc.isenabled() and len(kept) == 20_000
+
+
+def test_a_collector_someone_turned_off_stays_off():
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_sealing_and_listing_messages_make_no_garbage_collection(collections):
+    """A chunk's parse and ``messages()`` make thousands of objects at once; the young
+    collections would only move them to the oldest generation, bringing on full ones. (One
+    collection may follow each: the first allocation after the pause takes them all in one go.)"""
+    log = MessageLog(chunk_size=2_000)
+    fill(log, ['{"b": [["1.00", "2"], ["1.01", "3"]], "a": [["1.02", "1"]]}'] * 1_999)
+    collections.clear()
+    fill(log, ['{"b": [], "a": []}'])  # seals: 2,000 messages parsed, 10,000 containers
+    assert len(collections) <= 1 and log.parse_errors == 0
+    collections.clear()
+    assert len(log.messages()) == 2_000 and len(collections) <= 1

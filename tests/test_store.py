@@ -1039,3 +1039,22 @@ for payloads in ([deep, '{{"b": 1}}'], [with_nan, '{{"b": 1}}'], [deep, '"not an
     assert [rows for rows, _ in results[6:]] == [2 if fits else 1] * 3
     # With NaN, Python's json parses it: it may stop earlier (its stack), never later.
     assert all(rows == 1 for rows, _ in results[3:6]) or depth + 1 <= 1_024
+
+
+def test_turning_chunks_of_objects_into_columns_makes_no_garbage_collection():
+    """The parse and the columns of a batch of order books run with the collector paused (see
+    ``nbws.messagelog.collector_paused``): at most the one collection after each seal."""
+    import gc
+
+    started: list[int] = []
+    record = lambda phase, info: phase == "start" and started.append(info["generation"])  # noqa: E731
+    store = MessageStore(chunk_size=1_000)
+    book = {"s": "BTCUSDT", "b": [["67000.00", "0.5"]] * 20, "a": [["67000.01", "0.2"]] * 20}
+    fill(store, [json.dumps(book)] * 1_999)
+    gc.callbacks.append(record)
+    try:
+        fill(store, [json.dumps(book)])  # the second seal: 2,000 books become columns
+    finally:
+        gc.callbacks.remove(record)
+    assert len(started) <= 1
+    assert store.frame()["b"].map(len).tolist() == [20] * 2_000
