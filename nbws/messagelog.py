@@ -12,15 +12,13 @@ seq, counters, the rate and the newest rows without copying the open chunk.
 from __future__ import annotations
 
 import bisect
-import gc
 import threading
 from array import array
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
+from . import collector
 from .events import MessageEvent, message_event
 from .jsontext import fast_loads, loads
 
@@ -29,7 +27,6 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "NOT_JSON",
     "VALUE_COLUMN",
-    "collector_paused",
     "json_rows",
     "flat_row",
     "parse_messages",
@@ -41,28 +38,6 @@ VALUE_COLUMN = "value"
 NOT_JSON = object()
 # The newest messages of the sealed chunks, kept for recent_rows right after a seal.
 KEPT_AFTER_SEAL = 64
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """CPython's cyclic garbage collector paused for the block (left alone if it is off).
-
-    Parsing a chunk makes tens of thousands of containers (dicts, the lists of order books) that
-    die once they are columns, by reference counting. With the collector on, the young
-    collections during the parse walk them and move them into the oldest generation first, and
-    that brings on full collections, which walk every object the process holds: on 15,000 book
-    diffs, five full collections (~0.7 s) against none with the parse paused. msgpack's
-    documentation gives the same advice for unpacking large messages. If another thread turns
-    the collector off meanwhile, it is on again after the block.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def parse_messages(data: list) -> tuple[list, int]:
@@ -195,7 +170,7 @@ class MessageLog:
 
     def _seal(self) -> None:
         data, times = self._data, self._times
-        with collector_paused():
+        with collector.paused():
             rows = self._sealing(data, times)
         sealed = _Sealed(self._first_seq, data, times)
         with self._lock:
@@ -312,7 +287,7 @@ class MessageLog:
             lo, hi = max(start - first, 0), max(min(stop - first, count), 0)
             parts.append((first + lo, self._data[lo:hi], self._times[lo:hi]))
         events = []
-        with collector_paused():
+        with collector.paused():
             for first_seq, chunk_data, chunk_times in parts:
                 lo, hi = max(start - first_seq, 0), min(stop - first_seq, len(chunk_data))
                 seqs = range(first_seq + lo, first_seq + hi)

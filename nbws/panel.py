@@ -19,6 +19,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from . import collector
 from . import loop as nbws_loop
 from .budget import UpdateBudget
 from .errors import ConnectError, ConnectionClosedError
@@ -291,7 +292,8 @@ class Panel(widgets.VBox):
         # Loop thread only, so there is one chain of ticks: a refresh replaces the pending one.
         if self._timer is not None:
             self._timer.cancel()
-        done = self._draw()
+        with collector.paused():  # (see nbws.collector: a redraw parses the newest rows)
+            done = self._draw()
         self._timer = None if done else nbws_loop.get_loop().call_later(TICK_SECONDS, self._tick)
 
     def _draw(self) -> bool:

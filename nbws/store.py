@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import collector
 from .messagelog import DEFAULT_CHUNK_SIZE, MessageLog, json_rows
 
 if TYPE_CHECKING:
@@ -222,22 +223,23 @@ class MessageStore(MessageLog):
         import numpy as np
         import pandas as pd
 
-        with self._lock:
-            received = self.received
-            if use_cache and self._cache is not None and self._cache[0] == received:
-                return self._cache
-            pending = self._take_pending()
-            unsealed = [*self._open_objects, self._open_chunk()]
-        self._absorb(*pending)
-        buffer = self._buffer
-        # Rows not in a batch yet: written after the buffers' stop, sealed again later.
-        frame, times = _objects_frame(unsealed)
-        buffer.append(
-            pd.DataFrame() if frame is None else frame, np.asarray(times, dtype="int64"), commit=False
-        )
-        stop = buffer.stop + len(times)
-        start = buffer.start if limit is None else max(buffer.start, stop - limit)
-        return received, buffer.frame(start, stop)
+        with collector.paused():  # (see nbws.collector: the open chunk is parsed here)
+            with self._lock:
+                received = self.received
+                if use_cache and self._cache is not None and self._cache[0] == received:
+                    return self._cache
+                pending = self._take_pending()
+                unsealed = [*self._open_objects, self._open_chunk()]
+            self._absorb(*pending)
+            buffer = self._buffer
+            # Rows not in a batch yet: written after the buffers' stop, sealed again later.
+            frame, times = _objects_frame(unsealed)
+            buffer.append(
+                pd.DataFrame() if frame is None else frame, np.asarray(times, dtype="int64"), commit=False
+            )
+            stop = buffer.stop + len(times)
+            start = buffer.start if limit is None else max(buffer.start, stop - limit)
+            return received, buffer.frame(start, stop)
 
 
 def copy_on_write() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Iterator
 
@@ -103,3 +104,17 @@ def servers() -> Iterator[LoopServer]:
     servers = LoopServer()
     yield servers
     servers.close()
+
+
+@pytest.fixture
+def collections() -> Iterator[list[int]]:
+    """The generation of each garbage collection that starts while the test runs, in any thread."""
+    started: list[int] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.callbacks.append(record)
+    yield started
+    gc.callbacks.remove(record)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 
 import nbws.messagelog
-from nbws.messagelog import MessageLog, collector_paused, flat_row, json_rows, parse_messages
+from nbws.messagelog import MessageLog, flat_row, json_rows, parse_messages
 
 
 def fill(log: MessageLog, payloads) -> None:
@@ -99,42 +97,6 @@ def test_parse_messages_counts_what_is_not_json():
     values, errors = parse_messages(['{"a": NaN}', "x", b"{}", '"s"'])
     assert values[1:] == [nbws.messagelog.NOT_JSON, nbws.messagelog.NOT_JSON, "s"] and errors == 2
     assert values[0]["a"] != values[0]["a"]  # NaN, as Python servers send it
-
-
-@pytest.fixture
-def collections():
-    """The garbage collections that start while the test runs (a ``gc.callbacks`` entry)."""
-    started: list[int] = []
-
-    def record(phase: str, info: dict) -> None:
-        if phase == "start":
-            started.append(info["generation"])
-
-    gc.callbacks.append(record)
-    yield started
-    gc.callbacks.remove(record)
-
-
-def test_the_collector_is_paused_for_the_block_and_on_again_after(collections):
-    assert gc.isenabled()
-    with collector_paused():
-        assert not gc.isenabled()
-        kept = [[i] for i in range(20_000)]  # far beyond the youngest generation's threshold
-        assert collections == []
-    assert gc.isenabled()
-    with pytest.raises(KeyError), collector_paused():
-        raise KeyError("the block failed")
-    assert gc.isenabled() and len(kept) == 20_000
-
-
-def test_a_collector_someone_turned_off_stays_off():
-    gc.disable()
-    try:
-        with collector_paused():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
 
 
 def test_sealing_and_listing_messages_make_no_garbage_collection(collections):

@@ -268,6 +268,34 @@ def test_updates_are_coalesced_at_any_rate(demo):
     assert not panel.timer_running  # and the timer stopped again
 
 
+def test_a_redraw_parses_the_newest_rows_with_the_collector_paused(echo):
+    """A redraw of KB-sized order books makes at most one garbage collection on the loop thread
+    (the one after it; see ``nbws.collector``), not one per 700 objects it parses."""
+    import gc
+
+    book = json.dumps({"e": "snapshot", "bids": [["67000.00", "0.5"]] * 2_500})
+    panel = echo.panel()
+    for _ in range(10):
+        echo.send(book)
+    wait_for(lambda: echo.stats["received"] == 10)
+    on_the_loop: list[int] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start" and nbws.loop.in_loop_thread():
+            on_the_loop.append(info["generation"])
+
+    drawn = threading.Event()
+    gc.callbacks.append(record)
+    try:
+        panel.refresh()
+        nbws.loop.call_soon(drawn.set)
+        assert drawn.wait(5)
+    finally:
+        gc.callbacks.remove(record)
+    assert len(on_the_loop) <= 1
+    assert "bids" in panel.body.value and gc.isenabled()
+
+
 def test_reconnect_from_code_restarts_a_stopped_panel(echo):
     """ws.reconnect() wakes the panel of a closed connection."""
     panel = echo.panel()

@@ -1041,20 +1041,17 @@ for payloads in ([deep, '{{"b": 1}}'], [with_nan, '{{"b": 1}}'], [deep, '"not an
     assert all(rows == 1 for rows, _ in results[3:6]) or depth + 1 <= 1_024
 
 
-def test_turning_chunks_of_objects_into_columns_makes_no_garbage_collection():
-    """The parse and the columns of a batch of order books run with the collector paused (see
-    ``nbws.messagelog.collector_paused``): at most the one collection after each seal."""
-    import gc
-
-    started: list[int] = []
-    record = lambda phase, info: phase == "start" and started.append(info["generation"])  # noqa: E731
+def test_order_books_become_columns_and_frames_without_garbage_collections(collections):
+    """The parse and the columns of a batch of order books, at the seal and in ``frame()``, run
+    with the collector paused (see ``nbws.collector``): at most the one collection after each."""
     store = MessageStore(chunk_size=1_000)
-    book = {"s": "BTCUSDT", "b": [["67000.00", "0.5"]] * 20, "a": [["67000.01", "0.2"]] * 20}
-    fill(store, [json.dumps(book)] * 1_999)
-    gc.callbacks.append(record)
-    try:
-        fill(store, [json.dumps(book)])  # the second seal: 2,000 books become columns
-    finally:
-        gc.callbacks.remove(record)
-    assert len(started) <= 1
-    assert store.frame()["b"].map(len).tolist() == [20] * 2_000
+    book = json.dumps({"s": "BTCUSDT", "b": [["67000.00", "0.5"]] * 20, "a": [["67000.01", "0.2"]] * 20})
+    fill(store, [book] * 1_999)
+    collections.clear()
+    fill(store, [book])  # the second seal: 2,000 books become columns
+    assert len(collections) <= 1
+    fill(store, [book] * 999)
+    collections.clear()
+    frame = store.frame()  # the open chunk's 999 books parsed and made columns
+    assert len(collections) <= 1
+    assert frame["b"].map(len).tolist() == [20] * 2_999
