@@ -17,8 +17,9 @@ wait_closed -> ws.frame, also with a message listener (D') and with the panel (D
 whose widget updates are counted in bytes); E aiohttp's client + orjson (a compiled frame
 reader: where nbws could go next). Binary frames have no frame: every case keeps the messages.
 Each case's row also gives how many full collections CPython's garbage collector made during it
-(median over the rounds) and their seconds: on order books and mixed feeds they are most of
-every client's time, and one more or fewer moves a ratio by 0.1 or more.
+(median over the rounds) and their seconds: on order books and mixed feeds they are most of a
+plain loop's time. Every case's time ends with a collection of the young generations, so that no
+case leaves the walk of what it allocated to the next one (see ``timed``).
 """
 
 from __future__ import annotations
@@ -250,11 +251,18 @@ def busiest_second(updates: list[tuple[float, int]]) -> tuple[int, int]:
 
 
 def timed(fn: Callable[[], pd.DataFrame], n: int, repeat: int) -> float:
-    """Median seconds of ``repeat`` runs; each must deliver all n rows."""
+    """Median seconds of ``repeat`` runs; each must deliver all n rows.
+
+    Each run's time ends with a collection of the young generations (``gc.collect(1)``): nbws
+    pauses the collector while it works (``nbws.collector``), so what it keeps is still young
+    when it returns, and the walk through the middle generation that the plain loops pay during
+    their run would otherwise fall on whatever runs next (on book diffs ~0.25 s).
+    """
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         frame = fn()
+        gc.collect(1)
         times.append(time.perf_counter() - start)
         assert len(frame) == n, f"{fn} gave {len(frame)} rows, not {n}"
     return statistics.median(times)
