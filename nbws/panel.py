@@ -305,8 +305,9 @@ class Panel(widgets.VBox):
             (self.close_button, "disabled", self.ws.ready_state == CLOSED),
         ]
         changes = [(w, name, value) for w, name, value in changes if getattr(w, name) != value]
-        # What each update weighs on IOPub: its value as JSON, plus the comm message around it.
-        sizes = [len(dumps(value)) + UPDATE_OVERHEAD for _, _, value in changes]
+        # What each update weighs on IOPub: its value as JSON in UTF-8 (the log's arrows and
+        # ellipses are 3 bytes each), plus the comm message around it.
+        sizes = [len(dumps(value).encode()) + UPDATE_OVERHEAD for _, _, value in changes]
         now = time.monotonic()
         if not self._budget.allows(now, sizes):
             return False  # over budget: try again on the next tick

@@ -296,6 +296,36 @@ def test_a_redraw_parses_the_newest_rows_with_the_collector_paused(echo):
     assert "bids" in panel.body.value and gc.isenabled()
 
 
+def test_the_update_budget_is_charged_the_bytes_sent_not_the_characters(echo, monkeypatch):
+    """Each update is charged at least what its comm message weighs in UTF-8 (orjson, as the
+    kernel sends it), however much of the log is not ASCII."""
+    import orjson
+
+    charged: list[int] = []
+    spend = panel_module.UpdateBudget.spend
+
+    def charging(budget, now, sizes):
+        charged.extend(sizes)
+        spend(budget, now, sizes)
+
+    monkeypatch.setattr(panel_module.UpdateBudget, "spend", charging)
+    panel = echo.panel()
+    sent: list[int] = []
+
+    def weigh(change) -> None:
+        message = {"method": "update", "state": {change["name"]: change["new"]}, "buffer_paths": []}
+        sent.append(len(orjson.dumps(message)))
+
+    for widget, name in ((panel.status, "value"), (panel.body, "value"), (panel.close_button, "disabled")):
+        widget.observe(weigh, name)
+    echo.send("ünïcödé … " * 40)
+    wait_for(lambda: "ünïcödé" in panel.body.value)
+    echo.close()
+    wait_for(lambda: not panel.timer_running)
+    assert len(sent) == len(charged) > 0
+    assert all(cost >= size for cost, size in zip(charged, sent)), list(zip(charged, sent))
+
+
 def test_reconnect_from_code_restarts_a_stopped_panel(echo):
     """ws.reconnect() wakes the panel of a closed connection."""
     panel = echo.panel()
