@@ -43,10 +43,10 @@ def _one_object_per_line(data: list) -> bytes | None:
         return None
     if "[" in text or "\r" in text:  # (first: the cheapest way out for order books)
         return None
-    lines = len(data) - 1
-    if text.count("\n") != lines or text.count("\n{") != lines or text[:1] != "{":
+    if any(map(str.__contains__, data, repeat("\n"))) or not all(map(str.startswith, data, repeat("{"))):
         return None
-    if max(map(str.count, data, repeat("{"))) > MAX_DEPTH:
+    # A message nests at most as deep as it has braces, and has at most as many as characters.
+    if max(map(len, data)) > MAX_DEPTH and max(map(str.count, data, repeat("{"))) > MAX_DEPTH:
         return None
     try:
         return text.encode()
