@@ -1,0 +1,115 @@
+"""nbws.series: a live chart's points in the kernel (pure: rows in, float64 points out)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from nbws.series import DEFAULT_WINDOW, SeriesSet, Window, parse_window
+
+T0 = 1_764_581_400_000_000_000  # ns since the epoch
+
+
+def rows(values, column="px", start_ns=T0, step_ns=1_000_000, **fields):
+    """``(time_ns, row)`` pairs, one per value, a millisecond apart."""
+    return [(start_ns + i * step_ns, {column: v, **fields}) for i, v in enumerate(values)]
+
+
+def as_lists(points):
+    return {p.key: (p.label, list(p.x), list(p.y)) for p in points}
+
+
+@pytest.mark.parametrize(
+    ("given", "window"),
+    [
+        (500, Window(points=500)),
+        ("30s", Window(span_ms=30_000)),
+        ("5min", Window(span_ms=300_000)),
+        (" 1.5 h ", Window(span_ms=5_400_000)),
+        ("250ms", Window(span_ms=250)),
+        ("1d", Window(span_ms=86_400_000)),
+        (timedelta(minutes=2), Window(span_ms=120_000)),
+    ],
+)
+def test_a_window_is_a_point_count_or_a_time_span(given, window):
+    assert parse_window(given) == window
+
+
+@pytest.mark.parametrize("bad", [0, -5, True, 1.5, "", "5", "5 parsecs", "0s", timedelta(0), None])
+def test_a_bad_window_says_what_is_accepted(bad):
+    with pytest.raises(ValueError, match=r"window must be .*'5min'.*not "):
+        parse_window(bad)
+
+
+def test_numbers_and_numeric_strings_are_plotted_anything_else_skipped():
+    chart = SeriesSet(["px"])
+    values = [1, 2.5, "67000.10", True, None, "abc", float("nan"), "inf", {"a": 1}, [1], -3]
+    chart.add(rows(values))
+    (points,) = chart.take_new()
+    assert list(points.y) == [1.0, 2.5, 67000.1, -3.0]
+    assert list(points.x) == [(T0 + i * 1_000_000) / 1e6 for i in (0, 1, 2, 10)]
+    assert points.x.typecode == points.y.typecode == "d"  # float64, sent as binary buffers
+
+
+def test_one_series_per_column_and_per_value_of_by_as_values_appear():
+    chart = SeriesSet(["bid", "ask"], by="symbol")
+    chart.add([(T0, {"symbol": "AAPL", "bid": 1, "ask": 2})])
+    assert [p.label for p in chart.take_new()] == ["bid · AAPL", "ask · AAPL"]
+    chart.add([(T0 + 1, {"symbol": "MSFT", "bid": 3, "ask": 4}), (T0 + 2, {"bid": 5})])
+    new = as_lists(chart.take_new())
+    assert [label for label, _, _ in new.values()] == ["bid · MSFT", "ask · MSFT", "bid · (no symbol)"]
+    assert new[("bid", "MSFT")][2] == [3.0] and new[("bid", None)][2] == [5.0]
+    one = SeriesSet(["px"], by="symbol")
+    one.add([(T0, {"symbol": 7, "px": 1})])
+    assert [p.label for p in one.take_new()] == ["7"]  # one column: the value alone
+
+
+def test_take_new_gives_each_point_once_and_the_window_gives_all_kept():
+    chart = SeriesSet(["px"])
+    chart.add(rows([1, 2, 3]))
+    assert list(chart.take_new()[0].y) == [1, 2, 3]
+    assert chart.take_new() == []  # nothing changed: nothing to send
+    chart.add(rows([4], start_ns=T0 + 3_000_000))
+    assert list(chart.take_new()[0].y) == [4]
+    assert as_lists(chart.window_points())[("px", None)][2] == [1, 2, 3, 4]
+
+
+def test_a_count_window_keeps_the_last_points_of_each_series():
+    chart = SeriesSet(["px"], by="s", window=Window(points=3))
+    chart.add(rows(range(5), s="a") + rows(range(10, 12), s="b", start_ns=T0 + 10**9))
+    assert {key: y for key, (_, _, y) in as_lists(chart.take_new()).items()} == {
+        ("px", "a"): [2, 3, 4],  # more than the window arrived since the last take: its end
+        ("px", "b"): [10, 11],
+    }
+    chart.add(rows([5, 6], s="a", start_ns=T0 + 5_000_000))
+    assert list(chart.take_new()[0].y) == [5, 6]
+    assert as_lists(chart.window_points())[("px", "a")][2] == [4, 5, 6]
+
+
+def test_a_span_window_keeps_what_is_that_recent():
+    chart = SeriesSet(["px"], window=parse_window("10ms"))
+    chart.add(rows(range(30)))  # one a millisecond: 0..29 ms
+    (points,) = chart.window_points()
+    assert list(points.y) == list(range(19, 30))  # within 10 ms of the newest, both ends included
+
+
+def test_the_kernel_holds_the_window_however_many_points_come():
+    chart = SeriesSet(["px"], window=Window(points=1_000))
+    for start in range(0, 100_000, 5_000):
+        chart.add(rows(range(start, start + 5_000), start_ns=T0 + start * 1_000_000))
+        assert len(chart._series[("px", None)].x) <= 1_000 + 1_000 // 4
+    assert list(chart.window_points()[0].y) == list(range(99_000, 100_000))
+
+
+def test_the_default_window_is_ten_thousand_points():
+    assert SeriesSet(["px"]).window == Window(points=DEFAULT_WINDOW) == Window(points=10_000)
+
+
+def test_columns_not_seen_yet_are_missing_until_a_row_has_them():
+    chart = SeriesSet(["px", "book.bid", "note"])
+    assert chart.missing() == ["px", "book.bid", "note"]
+    chart.add([(T0, {"px": 1, "note": "halted"})])  # seen, though not a number
+    assert chart.missing() == ["book.bid"]
+    with pytest.raises(ValueError, match="at least one column"):
+        SeriesSet([])
