@@ -7,8 +7,8 @@ column, and keeps each within the window: a number of points per series, or a ti
 the newest point. Values that are not numbers are skipped; numeric strings (``"67000.10"``, as
 exchanges send prices) are plotted as the numbers they spell. ``take_new()`` gives the points added
 since it was last called, for an update that sends only those; ``window_points()`` gives every
-point kept, for a view that attaches later. x is in milliseconds since the epoch (JavaScript's ``Date``), both
-axes as float64.
+point kept, for a view that attaches later. x is in milliseconds since the epoch (JavaScript's
+``Date``); both axes are float64.
 """
 
 from __future__ import annotations
@@ -70,15 +70,13 @@ class Points:
 
 def _number(value: Any) -> float | None:
     """``value`` as a finite float if it is a JSON number or a numeric string, else None."""
-    if value.__class__ is str:
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    elif value.__class__ not in (int, float):  # (bool is a subclass of int: not a number here)
+    if value.__class__ not in (str, int, float):  # (bool is a subclass of int: not a number here)
         return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except ValueError:  # a string that spells no number
+        return None
+    return number if math.isfinite(number) else None
 
 
 class _Series:
