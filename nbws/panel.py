@@ -19,12 +19,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from . import collector
-from . import loop as nbws_loop
 from .budget import UpdateBudget
 from .errors import ConnectError, ConnectionClosedError
 from .jsontext import dumps, loads, parse_json_payload, pretty
 from .redact import redact_url
+from .redraw import TICK_SECONDS, RedrawTimer
 from .state import CLOSED, CONNECTING
 
 __all__ = ["Panel", "MAX_UPDATES_PER_SECOND", "TICK_SECONDS"]
@@ -32,7 +31,6 @@ __all__ = ["Panel", "MAX_UPDATES_PER_SECOND", "TICK_SECONDS"]
 MAX_UPDATES_PER_SECOND = 20
 MAX_BYTES_PER_SECOND = 100_000  # of widget data on IOPub
 UPDATE_OVERHEAD = 120  # bytes of a widget update's comm message besides the value
-TICK_SECONDS = 0.1
 LOG_SIZE = 50
 TAIL_ROWS = 5
 LINE_CHARS = 200  # of one message's line in the log
@@ -191,7 +189,7 @@ class Panel(widgets.VBox):
         self._cleared = (0, 0)  # (seq, time_ns): the view shows only what came after
         self._frozen: str | None = None  # the log while paused
         self._budget = UpdateBudget(MAX_UPDATES_PER_SECOND, MAX_BYTES_PER_SECOND)
-        self._timer: Any = None  # the next tick, on the loop thread
+        self._timer = RedrawTimer(self._draw)
         self._rendered: dict[tuple[str, int], str] = {}
         self.style = widgets.HTML(_STYLE)  # sent once, not with every status
         self.status = widgets.HTML()
@@ -282,19 +280,11 @@ class Panel(widgets.VBox):
     @property
     def timer_running(self) -> bool:
         """True while the panel keeps redrawing; False once a closed connection is fully shown."""
-        return self._timer is not None
+        return self._timer.running
 
     def refresh(self) -> None:
         """Redraw now-ish (thread-safe) and keep the timer going while there is anything to show."""
-        nbws_loop.call_soon(self._tick)
-
-    def _tick(self) -> None:
-        # Loop thread only, so there is one chain of ticks: a refresh replaces the pending one.
-        if self._timer is not None:
-            self._timer.cancel()
-        with collector.paused():  # (see nbws.collector: a redraw parses the newest rows)
-            done = self._draw()
-        self._timer = None if done else nbws_loop.get_loop().call_later(TICK_SECONDS, self._tick)
+        self._timer.refresh()
 
     def _draw(self) -> bool:
         """Assign what changed, within the update budget; True once the final state is shown."""

@@ -318,6 +318,10 @@ def test_the_update_budget_is_charged_the_bytes_sent_not_the_characters(echo, mo
 
     for widget, name in ((panel.status, "value"), (panel.body, "value"), (panel.close_button, "disabled")):
         widget.observe(weigh, name)
+    # Forget what was drawn before the observers: on the loop thread, between two redraws.
+    forgotten = threading.Event()
+    nbws.loop.call_soon(lambda: (charged.clear(), sent.clear(), forgotten.set()))
+    assert forgotten.wait(5)
     echo.send("ünïcödé … " * 40)
     wait_for(lambda: "ünïcödé" in panel.body.value)
     echo.close()
