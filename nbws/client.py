@@ -29,7 +29,7 @@ from .redact import redact_url, secrets_of
 from .registry import close_all, connections, registry
 from .retry import RECONNECT_DELAY, RetryPolicy
 from .state import CLOSED, CLOSING, CONNECTING, OPEN, Machine, ReadyState
-from .store import MessageStore
+from .store import MessageStore, NewRows
 from .transport import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, Options, WebsocketsTransport
 from .validate import validate_close, validate_url
 
@@ -174,6 +174,12 @@ class WebSocket:
         without pandas and at a cost of ``n`` rows (for displays; fewer right after a chunk of
         messages that are not JSON)."""
         return self._store.recent_rows(n)
+
+    def rows_since(self, position: int, columns: Iterable[str], limit: int | None = None) -> NewRows:
+        """Some ``columns`` of ``frame``'s rows after its first ``position`` rows, the newest
+        ``limit`` at most, as numpy arrays (for front-ends such as the live chart: costs the new
+        rows of those columns). Start with 0; pass the result's ``position`` next time."""
+        return self._store.rows_since(position, columns, limit)
 
     def recent(self, count: int, after: int = 0) -> list[MessageEvent]:
         """The newest ``count`` received messages whose ``seq`` is at least ``after``, oldest first."""

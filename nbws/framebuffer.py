@@ -232,6 +232,20 @@ class FrameBuffer:
             array = pd.arrays.ArrowStringArray(values)
         return pd.Series(array, index=pd.RangeIndex(lo, hi), copy=False)
 
+    def values(self, name: str, lo: int, hi: int) -> np.ndarray | None:
+        """Column ``name`` of the committed rows ``lo`` to ``hi`` as a numpy array (a view where
+        it can be; strings as objects, missing values NaN or None), None if there is no such
+        column."""
+        column = self.columns.get(name)
+        if column is None:
+            return None
+        if column.buffer is not None:
+            return column.buffer[lo:hi]
+        import pyarrow as pa
+
+        strings = pa.chunked_array(column.chunks, type=pa.large_string()).slice(lo, hi - lo)
+        return strings.to_numpy(zero_copy_only=False)
+
     def frame(self, lo: int, hi: int) -> pd.DataFrame:
         """A DataFrame of views of rows ``lo`` to ``hi`` (``hi`` may reach into unsealed rows)."""
         columns = {}

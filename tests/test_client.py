@@ -650,6 +650,30 @@ def test_wait_for_messages_from_a_ticker_and_on_close(demo):
         ws.wait_for_messages(0)
 
 
+def test_rows_since_reads_a_feed_in_pieces_that_add_up_to_the_frame(demo):
+    """ws.rows_since: every row once, in order, with the columns asked for (as a chart reads)."""
+    ws = nbws.connect(demo.url + "/ticker?rate=20000&count=5000&symbols=BTC,ETH")
+    position, times, prices = 0, [], []
+
+    def read() -> None:
+        nonlocal position
+        new = ws.rows_since(position, ["price", "not_a_column"])
+        assert "not_a_column" not in new.columns and len(new.times) == new.position - position
+        if len(new.times):
+            times.extend(new.times.tolist())
+            prices.extend(new.columns["price"].tolist())
+        position = new.position
+
+    with pytest.raises(nbws.ConnectionClosedError):  # the ticker ends the stream after its count
+        for _ in range(20):
+            ws.wait_for_messages(500, timeout=10)
+            read()
+    read()
+    frame = ws.frame
+    assert len(times) == 5000 and times == frame.index.as_unit("ns").asi8.tolist()
+    assert prices == frame["price"].tolist()
+
+
 def test_arecv(demo):
     """arecv works in async code running on another event loop."""
     ws = nbws.connect(demo.url + "/echo").wait_open(5)

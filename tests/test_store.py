@@ -1055,3 +1055,84 @@ def test_order_books_become_columns_and_frames_without_garbage_collections(colle
     frame = store.frame()  # the open chunk's 999 books parsed and made columns
     assert len(collections) <= 1
     assert frame["b"].map(len).tolist() == [20] * 2_999
+
+
+# -- rows_since: what a live chart reads ----------------------------------------------------------
+
+
+def _plain(value):
+    """A value as rows_since gives it, with its missing forms (None, NaN) as None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+@SETTINGS
+@given(
+    data=numbered_feeds(**CLEAN),
+    chunk_size=CHUNK_SIZES,
+    max_rows=MAX_ROWS,
+    reads=CALLS,
+    frames=CALLS,
+    limit=st.none() | st.integers(1, 6),
+)
+@example(
+    data=['{"seq": 0}', "1", '{"seq": 2}'],
+    chunk_size=1,
+    max_rows=1,
+    reads=[True] * 40,
+    frames=[False] * 40,
+    limit=None,
+)
+def test_rows_since_gives_each_new_row_once_in_order(data, chunk_size, max_rows, reads, frames, limit):
+    """Reading after every few messages (frames asked for or not, rows rolled over or not) gives
+    exactly the rows received since the last read that are still retained, with their values."""
+    times = [1_700_000_000_000_000_000 + i * 1_000 for i in range(len(data))]
+    store = MessageStore(max_rows=max_rows, chunk_size=chunk_size)
+    position = read_up_to = 0  # JSON rows received when last read
+    json_rows_seen: list[int] = []  # message index of each JSON row so far
+    for i, (payload, time_ns) in enumerate(zip(data, times)):
+        store.append(payload, time_ns)
+        if is_json(payload):
+            json_rows_seen.append(i)
+        if frames[i]:
+            store.frame()
+        if not (reads[i] or i == len(data) - 1):
+            continue
+        new = store.rows_since(position, ["seq", "absent"], limit=limit)
+        first = max(read_up_to, len(json_rows_seen) - (max_rows or len(json_rows_seen)))
+        if limit is not None:
+            first = max(first, len(json_rows_seen) - limit)
+        expected = json_rows_seen[first:]
+        assert new.times.tolist() == [times[j] for j in expected]
+        assert "absent" not in new.columns
+        seqs = [_plain(v) for v in new.columns.get("seq", [None] * len(expected))]
+        assert seqs == [j if is_object(data[j]) else None for j in expected]
+        position, read_up_to = new.position, len(json_rows_seen)
+
+
+def test_rows_since_reads_dotted_columns_and_numeric_strings_without_parsing_again(monkeypatch):
+    """Nested fields by their dotted names, sealed (Arrow's reader, objects' path) or not; each
+    message is parsed at most once however often the rows are read."""
+    parsed: list = []
+    loads = nbws.messagelog.fast_loads
+    monkeypatch.setattr(nbws.messagelog, "fast_loads", lambda data: parsed.append(data) or loads(data))
+    store = MessageStore(chunk_size=4)
+    ticks = [json.dumps({"s": "BTC", "p": f"{67000 + i}.5", "book": {"bid": i}}) for i in range(10)]
+    books = [json.dumps({"s": "ETH", "book": {"bid": 100 + i, "levels": [[1, 2]]}}) for i in range(5)]
+    fill(store, ticks + books)  # 2 chunks read by Arrow, 1 of objects (lists), 3 open messages
+    first = store.rows_since(0, ["book.bid", "p", "book.levels", "s"])
+    assert first.position == 15
+    assert [_plain(v) for v in first.columns["book.bid"]] == [*range(10), *range(100, 105)]
+    assert list(first.columns["p"][:2]) == ["67000.5", "67001.5"]
+    assert [_plain(v) for v in first.columns["p"][10:]] == [None] * 5
+    assert [_plain(v) for v in first.columns["book.levels"][10:]] == [[[1, 2]]] * 5
+    assert first.columns["s"].tolist() == ["BTC"] * 10 + ["ETH"] * 5
+    count = len(parsed)
+    again = store.rows_since(first.position, ["book.bid"])
+    assert again.position == 15 and len(again.times) == 0 and len(again.columns["book.bid"]) == 0
+    store.append(books[0], 1_800_000_000_000_000_000)  # seals the chunk of books
+    last = store.rows_since(again.position, ["book.bid"])
+    assert last.times.tolist() == [1_800_000_000_000_000_000]
+    assert last.columns["book.bid"].tolist() == [100]
+    assert len(parsed) <= count + 1  # the new message, at most: nothing parsed twice
