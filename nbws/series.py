@@ -1,28 +1,30 @@
 """The points of a live chart, kept in the kernel: no widgets here (``nbws.chart`` draws them).
 
 A chart plots numeric columns (dotted names such as ``book.bid``, as in ``ws.frame``) against the
-arrival time. ``SeriesSet`` takes rows as they come (``(time_ns, row)`` pairs, as
-``ws.recent_rows`` gives them), makes one series per column, or per column and value of a ``by``
-column, and keeps each within the window: a number of points per series, or a time span back from
-the newest point. Values that are not numbers are skipped; numeric strings (``"67000.10"``, as
-exchanges send prices) are plotted as the numbers they spell. ``take_new()`` gives the points added
-since it was last called, for an update that sends only those; ``window_points()`` gives every
-point kept, for a view that attaches later. x is in milliseconds since the epoch (JavaScript's
-``Date``); both axes are float64.
+arrival time. ``SeriesSet.add`` takes new rows as columns (``ws.rows_since`` gives them), makes
+one series per column, or per column and value of a ``by`` column, and keeps each within the
+window: a number of points per series, or a time span back from the newest point. Values that
+are not numbers are skipped (booleans too); numeric strings (``"67000.10"``, as exchanges send
+prices) are plotted as the numbers they spell. ``take_new()`` gives the points added since it
+was last called, for an update that sends only those; ``window_points()`` gives every point
+kept, for a view that attaches later. Both may thin what they give to a number of points (the
+lowest and highest of each run of points, so spikes stay), since a chart cannot show more than
+a few points per pixel. x is in milliseconds since the epoch (JavaScript's ``Date``); both axes
+are float64.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from array import array
-from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["DEFAULT_WINDOW", "Points", "SeriesSet", "Window", "parse_window"]
+import numpy as np
+
+__all__ = ["DEFAULT_WINDOW", "Points", "SeriesSet", "Window", "parse_window", "thin"]
 
 DEFAULT_WINDOW = 10_000
 
@@ -60,75 +62,152 @@ def parse_window(window: int | str | timedelta) -> Window:
 @dataclass(frozen=True)
 class Points:
     """Points of one series: ``key`` is ``(column, by value)`` (None without ``by``), ``label``
-    the legend's text, ``x`` milliseconds since the epoch and ``y`` the values (float64 each)."""
+    the legend's text, ``x`` milliseconds since the epoch and ``y`` the values (float64 arrays),
+    ``since`` the x of the oldest point the series keeps (a view drops what is older)."""
 
     key: tuple[str, Any]
     label: str
-    x: array
-    y: array
+    x: np.ndarray
+    y: np.ndarray
+    since: float
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a finite float if it is a JSON number or a numeric string, else None."""
+def _number(value: Any) -> float:
+    """``value`` as a float if it is a JSON number or a numeric string, else NaN."""
     if value.__class__ not in (str, int, float):  # (bool is a subclass of int: not a number here)
-        return None
+        return math.nan
     try:
-        number = float(value)
+        return float(value)
     except ValueError:  # a string that spells no number
+        return math.nan
+
+
+def _floats(values: Any) -> np.ndarray:
+    """The values as float64, NaN where a value is not a number (not finite ones are dropped later)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        return values.astype(np.float64)
+    if isinstance(values, np.ndarray) and values.dtype.kind == "b":
+        return np.full(len(values), math.nan)
+    return np.fromiter(map(_number, values), np.float64, len(values))
+
+
+def _group_key(value: Any) -> Any:
+    """A ``by`` value as a series key: missing (None, NaN) as None, 7.0 as 7, lists as text."""
+    if value is None or (value.__class__ is float and value != value):
         return None
-    return number if math.isfinite(number) else None
+    if value.__class__ is float and value.is_integer():
+        return int(value)
+    try:
+        hash(value)
+    except TypeError:
+        return str(value)
+    return value
+
+
+def _groups(values: Any) -> dict[Any, np.ndarray]:
+    """The rows of each ``by`` value, in order of first appearance."""
+    groups: dict[Any, list[int]] = {}
+    for i, value in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
+        groups.setdefault(_group_key(value), []).append(i)
+    return {key: np.asarray(rows, dtype=np.intp) for key, rows in groups.items()}
+
+
+def thin(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``limit`` of the points: all if they are that few, else the lowest and the
+    highest of each of ``limit // 2`` runs of consecutive points, in order."""
+    n = len(x)
+    if n <= limit:
+        return x, y
+    size = -(-n // max(1, limit // 2))  # points per run
+    runs = n // size
+    starts = np.arange(runs) * size
+    whole = y[: runs * size].reshape(runs, size)
+    kept = [starts + whole.argmin(axis=1), starts + whole.argmax(axis=1)]
+    if n > runs * size:  # the last, shorter run
+        rest = y[runs * size :]
+        kept.append(np.array([runs * size + rest.argmin(), runs * size + rest.argmax()]))
+    index = np.unique(np.concatenate(kept))
+    return x[index], y[index]
 
 
 class _Series:
-    __slots__ = ("label", "taken", "x", "y")
+    """One series' points in growable float64 buffers; ``start``/``stop`` bound the live ones."""
+
+    __slots__ = ("label", "start", "stop", "taken", "x", "y")
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.x = array("d")
-        self.y = array("d")
+        self.x = np.empty(64)
+        self.y = np.empty(64)
+        self.start = self.stop = 0
         self.taken = 0  # points before this index were given by take_new()
 
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def extend(self, x: np.ndarray, y: np.ndarray) -> None:
+        n = len(x)
+        if self.stop + n > len(self.x):  # move the live points to the front of a big enough buffer
+            live = len(self)
+            capacity = max(64, 2 * (live + n))
+            for name in ("x", "y"):
+                buffer = np.empty(capacity)
+                buffer[:live] = getattr(self, name)[self.start : self.stop]
+                setattr(self, name, buffer)
+            self.taken = max(0, self.taken - self.start)
+            self.start, self.stop = 0, live
+        self.x[self.stop : self.stop + n] = x
+        self.y[self.stop : self.stop + n] = y
+        self.stop += n
+
     def drop_first(self, count: int) -> None:
-        if count > 0:
-            del self.x[:count], self.y[:count]
-            self.taken = max(0, self.taken - count)
+        self.start += max(0, count)
+        self.taken = max(self.taken, self.start)
+
+    def points(self, key: tuple[str, Any], start: int, limit: int | None) -> Points:
+        x, y = self.x[start : self.stop], self.y[start : self.stop]
+        if limit is not None:
+            x, y = thin(x, y, limit)
+        return Points(key, self.label, x.copy(), y.copy(), float(self.x[self.start]))
 
 
 class SeriesSet:
     """The series of one chart: ``columns`` against arrival time, split by the ``by`` column."""
 
-    def __init__(self, columns: Iterable[str], by: str | None = None, window: Window | None = None) -> None:
+    def __init__(self, columns: Sequence[str], by: str | None = None, window: Window | None = None) -> None:
         self.columns = list(dict.fromkeys(columns))
         if not self.columns:
             raise ValueError("a chart needs at least one column to plot")
         self.by = by
         self.window = window or Window(points=DEFAULT_WINDOW)
         self._series: dict[tuple[str, Any], _Series] = {}
-        self._seen: set[str] = set()  # columns that have had a value, plottable or not
+        self._seen: set[str] = set()  # columns the feed has had, plottable or not
         self._newest_ms = -math.inf
 
-    def add(self, rows: Iterable[tuple[int, dict]]) -> None:
-        """Take rows ``(time_ns, row)`` (flat rows, dotted names), oldest first."""
-        columns, by, series = self.columns, self.by, self._series
-        seen = self._seen
-        for time_ns, row in rows:
-            x = time_ns / 1e6
-            group = row.get(by) if by is not None else None
-            for column in columns:
-                if column not in row:
-                    continue
-                seen.add(column)
-                y = _number(row[column])
-                if y is None:
+    def add(self, times_ns: np.ndarray, columns: Mapping[str, Any]) -> None:
+        """Take new rows, oldest first: their arrival times (ns since the epoch) and the values of
+        the columns they have (one per row; missing values None or NaN; the ``by`` column too)."""
+        if not len(times_ns):
+            self._seen.update(name for name in self.columns if name in columns)
+            return
+        x = np.asarray(times_ns, dtype=np.int64) / 1e6
+        groups = {None: None} if self.by is None else _groups(columns.get(self.by, [None] * len(x)))
+        for column in self.columns:
+            if column not in columns:
+                continue
+            self._seen.add(column)
+            y = _floats(columns[column])
+            for group, rows in groups.items():
+                gx, gy = (x, y) if rows is None else (x[rows], y[rows])
+                plotted = np.isfinite(gy)
+                if not plotted.any():
                     continue
                 key = (column, group)
-                line = series.get(key)
+                line = self._series.get(key)
                 if line is None:
-                    line = series[key] = _Series(self._label(column, group))
-                line.x.append(x)
-                line.y.append(y)
-            if x > self._newest_ms:
-                self._newest_ms = x
+                    line = self._series[key] = _Series(self._label(column, group))
+                line.extend(gx[plotted], gy[plotted])
+        self._newest_ms = max(self._newest_ms, float(x[-1]))
         self._trim(slack=True)
 
     def _label(self, column: str, group: Any) -> str:
@@ -143,29 +222,32 @@ class SeriesSet:
         points, span = self.window.points, self.window.span_ms
         for line in self._series.values():
             if points is not None:
-                excess = len(line.x) - points
+                excess = len(line) - points
                 if not slack or excess > max(64, points // 4):
                     line.drop_first(excess)
             elif span is not None:
-                cut = bisect_left(line.x, self._newest_ms - span)
+                cut = int(np.searchsorted(line.x[line.start : line.stop], self._newest_ms - span))
                 if not slack or cut > 64:
                     line.drop_first(cut)
 
-    def take_new(self) -> list[Points]:
-        """The points added since the last call, per series that has any (new series included)."""
+    def take_new(self, limit: int | None = None) -> list[Points]:
+        """The points added since the last call, per series that has any (new series included);
+        with ``limit``, thinned to about that many in all."""
         self._trim(slack=False)
-        new = []
-        for key, line in self._series.items():
-            if line.taken < len(line.x):
-                new.append(Points(key, line.label, line.x[line.taken :], line.y[line.taken :]))
-                line.taken = len(line.x)
+        fresh = [(key, line) for key, line in self._series.items() if line.taken < line.stop]
+        share = None if limit is None else max(2, limit // max(1, len(fresh)))
+        new = [line.points(key, line.taken, share) for key, line in fresh]
+        for _, line in fresh:
+            line.taken = line.stop
         return new
 
-    def window_points(self) -> list[Points]:
-        """Every point kept, per series (what a view that attaches now must be sent first)."""
+    def window_points(self, limit: int | None = None) -> list[Points]:
+        """Every point kept, per series (what a view that attaches now must be sent first);
+        with ``limit``, thinned to about that many in all."""
         self._trim(slack=False)
-        return [Points(key, line.label, line.x[:], line.y[:]) for key, line in self._series.items()]
+        share = None if limit is None else max(2, limit // max(1, len(self._series)))
+        return [line.points(key, line.start, share) for key, line in self._series.items()]
 
     def missing(self) -> list[str]:
-        """The columns no row has had yet (the chart says it waits for them)."""
+        """The columns the feed has not had yet (the chart says it waits for them)."""
         return [column for column in self.columns if column not in self._seen]

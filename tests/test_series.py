@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
-from nbws.series import DEFAULT_WINDOW, SeriesSet, Window, parse_window
+from nbws.series import DEFAULT_WINDOW, SeriesSet, Window, parse_window, thin
 
 T0 = 1_764_581_400_000_000_000  # ns since the epoch
 
@@ -14,6 +15,13 @@ T0 = 1_764_581_400_000_000_000  # ns since the epoch
 def rows(values, column="px", start_ns=T0, step_ns=1_000_000, **fields):
     """``(time_ns, row)`` pairs, one per value, a millisecond apart."""
     return [(start_ns + i * step_ns, {column: v, **fields}) for i, v in enumerate(values)]
+
+
+def add_rows(chart, pairs):
+    """Give ``chart`` rows as ``ws.rows_since`` does: times and the columns some row has."""
+    names = dict.fromkeys(name for _, row in pairs for name in row)
+    columns = {name: np.fromiter((row.get(name) for _, row in pairs), object, len(pairs)) for name in names}
+    chart.add(np.array([t for t, _ in pairs], dtype=np.int64), columns)
 
 
 def as_lists(points):
@@ -45,51 +53,51 @@ def test_a_bad_window_says_what_is_accepted(bad):
 def test_numbers_and_numeric_strings_are_plotted_anything_else_skipped():
     chart = SeriesSet(["px"])
     values = [1, 2.5, "67000.10", True, None, "abc", float("nan"), "inf", {"a": 1}, [1], -3]
-    chart.add(rows(values))
+    add_rows(chart, rows(values))
     (points,) = chart.take_new()
     assert list(points.y) == [1.0, 2.5, 67000.1, -3.0]
     assert list(points.x) == [(T0 + i * 1_000_000) / 1e6 for i in (0, 1, 2, 10)]
-    assert points.x.typecode == points.y.typecode == "d"  # float64, sent as binary buffers
+    assert points.x.dtype == points.y.dtype == np.float64  # sent as binary buffers
 
 
 def test_one_series_per_column_and_per_value_of_by_as_values_appear():
     chart = SeriesSet(["bid", "ask"], by="symbol")
-    chart.add([(T0, {"symbol": "AAPL", "bid": 1, "ask": 2})])
+    add_rows(chart, [(T0, {"symbol": "AAPL", "bid": 1, "ask": 2})])
     assert [p.label for p in chart.take_new()] == ["bid · AAPL", "ask · AAPL"]
-    chart.add([(T0 + 1, {"symbol": "MSFT", "bid": 3, "ask": 4}), (T0 + 2, {"bid": 5})])
+    add_rows(chart, [(T0 + 1, {"symbol": "MSFT", "bid": 3, "ask": 4}), (T0 + 2, {"bid": 5})])
     new = as_lists(chart.take_new())
-    assert [label for label, _, _ in new.values()] == ["bid · MSFT", "ask · MSFT", "bid · (no symbol)"]
+    assert [label for label, _, _ in new.values()] == ["bid · MSFT", "bid · (no symbol)", "ask · MSFT"]
     assert new[("bid", "MSFT")][2] == [3.0] and new[("bid", None)][2] == [5.0]
     one = SeriesSet(["px"], by="symbol")
-    one.add([(T0, {"symbol": 7, "px": 1})])
+    add_rows(one, [(T0, {"symbol": 7, "px": 1})])
     assert [p.label for p in one.take_new()] == ["7"]  # one column: the value alone
 
 
 def test_take_new_gives_each_point_once_and_the_window_gives_all_kept():
     chart = SeriesSet(["px"])
-    chart.add(rows([1, 2, 3]))
+    add_rows(chart, rows([1, 2, 3]))
     assert list(chart.take_new()[0].y) == [1, 2, 3]
     assert chart.take_new() == []  # nothing changed: nothing to send
-    chart.add(rows([4], start_ns=T0 + 3_000_000))
+    add_rows(chart, rows([4], start_ns=T0 + 3_000_000))
     assert list(chart.take_new()[0].y) == [4]
     assert as_lists(chart.window_points())[("px", None)][2] == [1, 2, 3, 4]
 
 
 def test_a_count_window_keeps_the_last_points_of_each_series():
     chart = SeriesSet(["px"], by="s", window=Window(points=3))
-    chart.add(rows(range(5), s="a") + rows(range(10, 12), s="b", start_ns=T0 + 10**9))
+    add_rows(chart, rows(range(5), s="a") + rows(range(10, 12), s="b", start_ns=T0 + 10**9))
     assert {key: y for key, (_, _, y) in as_lists(chart.take_new()).items()} == {
         ("px", "a"): [2, 3, 4],  # more than the window arrived since the last take: its end
         ("px", "b"): [10, 11],
     }
-    chart.add(rows([5, 6], s="a", start_ns=T0 + 5_000_000))
+    add_rows(chart, rows([5, 6], s="a", start_ns=T0 + 5_000_000))
     assert list(chart.take_new()[0].y) == [5, 6]
     assert as_lists(chart.window_points())[("px", "a")][2] == [4, 5, 6]
 
 
 def test_a_span_window_keeps_what_is_that_recent():
     chart = SeriesSet(["px"], window=parse_window("10ms"))
-    chart.add(rows(range(30)))  # one a millisecond: 0..29 ms
+    add_rows(chart, rows(range(30)))  # one a millisecond: 0..29 ms
     (points,) = chart.window_points()
     assert list(points.y) == list(range(19, 30))  # within 10 ms of the newest, both ends included
 
@@ -97,8 +105,8 @@ def test_a_span_window_keeps_what_is_that_recent():
 def test_the_kernel_holds_the_window_however_many_points_come():
     chart = SeriesSet(["px"], window=Window(points=1_000))
     for start in range(0, 100_000, 5_000):
-        chart.add(rows(range(start, start + 5_000), start_ns=T0 + start * 1_000_000))
-        assert len(chart._series[("px", None)].x) <= 1_000 + 1_000 // 4
+        add_rows(chart, rows(range(start, start + 5_000), start_ns=T0 + start * 1_000_000))
+        assert len(chart._series[("px", None)]) <= 1_000 + 1_000 // 4
     assert list(chart.window_points()[0].y) == list(range(99_000, 100_000))
 
 
@@ -109,7 +117,47 @@ def test_the_default_window_is_ten_thousand_points():
 def test_columns_not_seen_yet_are_missing_until_a_row_has_them():
     chart = SeriesSet(["px", "book.bid", "note"])
     assert chart.missing() == ["px", "book.bid", "note"]
-    chart.add([(T0, {"px": 1, "note": "halted"})])  # seen, though not a number
+    add_rows(chart, [(T0, {"px": 1, "note": "halted"})])  # seen, though not a number
     assert chart.missing() == ["book.bid"]
     with pytest.raises(ValueError, match="at least one column"):
         SeriesSet([])
+
+
+def test_numeric_columns_from_the_frames_buffers_are_plotted_without_a_loop_per_value():
+    chart = SeriesSet(["f", "i", "b"], by="s")
+    times = np.arange(4, dtype=np.int64) + T0
+    chart.add(
+        times,
+        {
+            "f": np.array([1.5, np.nan, np.inf, 2.5]),  # NaN: missing in that row
+            "i": np.array([1, 2, 3, 4], dtype=np.int64),
+            "b": np.array([True, False, True, True]),  # booleans are not plotted
+            "s": np.array([1.0, 1.0, np.nan, 2.0]),  # a by column of numbers, missing in one row
+        },
+    )
+    new = {key: y for key, (_, _, y) in as_lists(chart.take_new()).items()}
+    assert new == {("f", 1): [1.5], ("f", 2): [2.5], ("i", 1): [1, 2], ("i", None): [3], ("i", 2): [4]}
+    assert chart.missing() == []  # b was seen: it is just not plotted
+
+
+def test_thin_keeps_the_lowest_and_highest_of_each_run_in_order():
+    x = np.arange(1_000, dtype=np.float64)
+    y = np.sin(x / 50) * 10
+    y[500] = 99.0  # a spike survives
+    tx, ty = thin(x, y, 100)
+    assert 50 <= len(tx) <= 102 and np.all(np.diff(tx) > 0)
+    assert ty.max() == 99.0 and ty.min() == y.min()
+    assert set(tx) <= set(x)  # real points only
+    same_x, _ = thin(x[:80], y[:80], 100)
+    assert len(same_x) == 80  # few enough: all of them
+
+
+def test_take_new_and_the_window_may_be_thinned_and_say_what_is_kept():
+    chart = SeriesSet(["px"], by="s", window=Window(points=5_000))
+    add_rows(chart, rows(range(10_000), s="a") + rows(range(100), s="b", start_ns=T0 + 10**10))
+    new = {p.key: p for p in chart.take_new(limit=1_000)}
+    assert len(new[("px", "a")].x) <= 502 and len(new[("px", "b")].x) == 100  # 500 each at most
+    assert new[("px", "a")].y.max() == 9_999 and new[("px", "a")].since == (T0 + 5_000 * 10**6) / 1e6
+    window = {p.key: p for p in chart.window_points(limit=200)}
+    assert len(window[("px", "a")].x) <= 102 and window[("px", "b")].since == (T0 + 10**10) / 1e6
+    assert len(chart.window_points()[0].x) == 5_000  # the kernel keeps them all
