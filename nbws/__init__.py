@@ -43,7 +43,17 @@ __all__ = [
     "ConnectError",
     "ConnectionClosedError",
     "JSONDecodeError",
+    "LiveChart",
 ]
+
+
+def __getattr__(name: str):
+    """``nbws.LiveChart`` without importing anywidget (and ipywidgets) with nbws."""
+    if name == "LiveChart":
+        from .chart import LiveChart
+
+        return LiveChart
+    raise AttributeError(f"module 'nbws' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython):

@@ -9,37 +9,30 @@ const TIME_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500,
   MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE,
   HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY];
 const MARGIN = { top: 10, right: 14, bottom: 22 };
-const TICK_FONT_PX = 11;
-const READOUT_LINE_PX = 16;
+const LINE_PX = 16; // rows of the hover readout
 
 // ---------- data ----------
 
-/** One series: x and y in growable arrays; slots before `start` are dropped points. */
+/** One series: x and y in growable arrays; the slots before `start` hold dropped points. */
 class Series {
   constructor(id, label, capacity = 16) {
-    this.id = id;
-    this.label = label;
+    Object.assign(this, { id, label, start: 0, end: 0 });
     this.x = new Float64Array(capacity);
     this.y = new Float64Array(capacity);
-    this.start = 0;
-    this.end = 0;
   }
 
   get length() { return this.end - this.start; }
 
   append(xs, ys, from, count) {
     if (count <= 0) return;
-    this.reserve(count);
+    if (this.end + count > this.x.length) {
+      // Keep half the room free after a move, so moves cost O(1) per point over time.
+      const needed = this.length + count;
+      this.moveTo(needed * 2 <= this.x.length ? this.x.length : capacityFor(needed));
+    }
     this.x.set(xs.subarray(from, from + count), this.end);
     this.y.set(ys.subarray(from, from + count), this.end);
     this.end += count;
-  }
-
-  reserve(count) {
-    if (this.end + count <= this.x.length) return;
-    const needed = this.length + count;
-    // Keep at least half the room free after a move, so moves stay amortised O(1) per point.
-    this.moveTo(needed * 2 <= this.x.length ? this.x.length : capacityFor(needed));
   }
 
   dropBefore(since) {
@@ -47,7 +40,7 @@ class Series {
     if (this.start > this.x.length / 2) this.moveTo(capacityFor(this.length));
   }
 
-  /** Moves the live points to the front, into new arrays when the capacity changes. */
+  /** Moves the kept points to the front, into new arrays when the capacity changes. */
   moveTo(capacity) {
     const { start, end } = this;
     if (capacity === this.x.length) {
@@ -57,14 +50,12 @@ class Series {
       const x = new Float64Array(capacity), y = new Float64Array(capacity);
       x.set(this.x.subarray(start, end));
       y.set(this.y.subarray(start, end));
-      this.x = x;
-      this.y = y;
+      Object.assign(this, { x, y });
     }
-    this.start = 0;
-    this.end = end - start;
+    Object.assign(this, { start: 0, end: end - start });
   }
 
-  /** The first index with x >= v (or x > v when `after`), as an index into this.x. */
+  /** The first index with x >= v (x > v when `after`): an index into this.x. */
   lowerBound(v, after = false) {
     let lo = this.start, hi = this.end;
     while (lo < hi) {
@@ -78,25 +69,20 @@ class Series {
   nearest(t) {
     const i = this.lowerBound(t);
     if (i >= this.end) return this.end - 1;
-    if (i === this.start) return i;
-    return t - this.x[i - 1] <= this.x[i] - t ? i - 1 : i;
+    return i > this.start && t - this.x[i - 1] <= this.x[i] - t ? i - 1 : i;
   }
 }
 
-function capacityFor(n) {
-  let cap = 16;
-  while (cap < n * 2) cap *= 2;
-  return cap;
-}
+const capacityFor = (n) => 2 ** Math.max(4, Math.ceil(Math.log2(n * 2))); // a power of two, half free
 
-/** A copy of a buffer's bytes as float64s (the view may not be 8-byte aligned). */
+/** A copy of a buffer's bytes as float64s (a view into a message may not be 8-byte aligned). */
 function toFloat64(b) {
   if (!b) return new Float64Array(0);
   const bytes = new Uint8Array(b.buffer ?? b, b.byteOffset ?? 0, b.byteLength);
   return new Float64Array(bytes.slice(0, bytes.length - (bytes.length % 8)).buffer);
 }
 
-/** Applies a "window" (replace all) or "points" (append, then drop before since) message. */
+/** Applies a "window" (replaces everything) or "points" (appends, then drops x < since). */
 function applyMessage(store, content, buffers) {
   const type = content?.type;
   if (type !== "window" && type !== "points") return false;
@@ -109,12 +95,8 @@ function applyMessage(store, content, buffers) {
     const [id, label, rawCount, since] = entry;
     const count = Math.max(0, Math.min(Math.trunc(Number(rawCount)) || 0, available - offset));
     let series = store.series.get(id);
-    if (!series) {
-      series = new Series(id, String(label ?? id), capacityFor(count));
-      store.series.set(id, series);
-    } else if (label != null) {
-      series.label = String(label);
-    }
+    if (!series) store.series.set(id, (series = new Series(id, String(label ?? id), capacityFor(count))));
+    else if (label != null) series.label = String(label);
     series.append(xs, ys, offset, count);
     offset += count;
     if (type === "points" && Number.isFinite(since)) series.dropBefore(since);
@@ -122,38 +104,51 @@ function applyMessage(store, content, buffers) {
   return true;
 }
 
-function sortedSeries(store) {
-  return [...store.series.values()].sort((a, b) => a.id - b.id);
-}
-
-function colorOf(id) {
-  const n = PALETTE.length;
-  return PALETTE[((Math.trunc(Number(id)) % n) + n) % n] ?? PALETTE[0];
-}
+const sortedSeries = (store) => [...store.series.values()].sort((a, b) => a.id - b.id);
+const colorOf = (id) => PALETTE[((Math.trunc(Number(id)) % 10) + 10) % 10] ?? PALETTE[0];
 
 // ---------- scales and ticks ----------
 
 function xRangeOf(all, windowMs) {
   let lo = Infinity, hi = -Infinity;
   for (const s of all) {
-    if (!s.length) continue;
-    lo = Math.min(lo, s.x[s.start]);
-    hi = Math.max(hi, s.x[s.end - 1]);
+    if (s.length) { lo = Math.min(lo, s.x[s.start]); hi = Math.max(hi, s.x[s.end - 1]); }
   }
   if (!(hi >= lo)) return null;
   if (windowMs > 0) lo = hi - windowMs;
   return hi > lo ? [lo, hi] : [lo - SECOND, hi + SECOND];
 }
 
-function yRangeOf(shown, x0, x1) {
-  let lo = Infinity, hi = -Infinity;
-  for (const s of shown) {
-    const y = s.y, end = s.lowerBound(x1, true);
-    for (let i = s.lowerBound(x0); i < end; i++) {
+/** What to draw of a series within [x0, x1]: its points, or when there are more than two per pixel,
+ *  per pixel column (kx columns per ms) the first, lowest, highest and last value: one pass. */
+function traceOf(s, x0, x1, kx) {
+  const lo = s.lowerBound(x0), hi = s.lowerBound(x1, true), trace = { s, lo, hi, buckets: null };
+  if (hi - lo <= 2 * (x1 - x0) * kx) return trace;
+  const { x, y } = s, buckets = (trace.buckets = []);
+  for (let i = lo; i < hi;) {
+    const col = Math.floor((x[i] - x0) * kx);
+    const next = Math.min(hi, Math.max(i + 1, s.lowerBound(x0 + (col + 1) / kx)));
+    let first = NaN, last = NaN, min = Infinity, max = -Infinity;
+    for (; i < next; i++) {
       const v = y[i];
-      if (!Number.isFinite(v)) continue;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
+      if (v - v !== 0) continue; // NaN or infinite (cheaper than a call in a cold loop)
+      if (first !== first) first = v;
+      last = v;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    if (first === first) buckets.push(x0 + (col + 0.5) / kx, first, min, max, last);
+  }
+  return trace;
+}
+
+function yRangeOf(traces) {
+  let lo = Infinity, hi = -Infinity;
+  for (const { s, lo: a, hi: b, buckets } of traces) {
+    if (buckets) {
+      for (let k = 0; k < buckets.length; k += 5) { lo = Math.min(lo, buckets[k + 2]); hi = Math.max(hi, buckets[k + 3]); }
+    } else {
+      for (let i = a; i < b; i++) { const v = s.y[i]; if (v - v === 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); } }
     }
   }
   if (lo > hi) return [0, 1];
@@ -161,60 +156,56 @@ function yRangeOf(shown, x0, x1) {
   return [lo - pad, hi + pad];
 }
 
-/** 1, 2 or 5 times a power of ten, at least `raw`. */
-function niceStep(raw) {
-  const p = 10 ** Math.floor(Math.log10(raw));
-  const m = raw / p;
-  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+/** 1, 2 or 5 times a power of ten: the nearest to `raw`, or the smallest at least `raw`. */
+function niceStep(raw, nearest = false) {
+  const p = 10 ** Math.floor(Math.log10(raw)), m = raw / p;
+  const [a, b, c] = nearest ? [Math.SQRT2, Math.sqrt(10), Math.sqrt(50)] : [1, 2, 5];
+  return (m <= a ? 1 : m <= b ? 2 : m <= c ? 5 : 10) * p;
 }
 
+/** Ticks about 50 px apart, labelled alike: all fixed-point or all exponential. */
 function yTicks(y0, y1, plotH) {
-  const step = niceStep((y1 - y0) / Math.max(2, Math.floor(plotH / 45)));
+  const step = niceStep((y1 - y0) / Math.max(2, plotH / 50), true);
   if (!(step > 0) || !Number.isFinite(step)) return [];
-  const ticks = [];
-  for (let k = Math.ceil(y0 / step); k * step <= y1 && ticks.length < 50; k++) {
-    ticks.push({ value: k * step, label: formatTick(k * step, step) });
-  }
-  return ticks;
+  const values = [];
+  for (let k = Math.ceil(y0 / step); k * step <= y1 && values.length < 50; k++) values.push(k * step);
+  const top = Math.max(...values.map(Math.abs)), exponential = top >= 1e7 || top < 1e-4;
+  return values.map((v) => ({ value: v, label: formatTick(v, step, exponential) }));
 }
 
-function formatTick(v, step) {
+function formatTick(v, step, exponential) {
   if (Math.abs(v) < step * 1e-6) return "0";
-  const mag = Math.max(Math.abs(v), step);
-  if (mag >= 1e7 || mag < 1e-4) {
-    const digits = Math.min(6, Math.max(0, Math.floor(Math.log10(mag)) - Math.floor(Math.log10(step))));
-    return v.toExponential(digits).replace(/\.?0+e/, "e").replace("e+", "e");
-  }
-  return v.toFixed(Math.min(10, Math.max(0, -Math.floor(Math.log10(step) + 1e-9))));
+  const stepDigits = Math.floor(Math.log10(step) + 1e-9);
+  if (!exponential) return v.toFixed(Math.min(10, Math.max(0, -stepDigits)));
+  const digits = Math.floor(Math.log10(Math.abs(v))) - stepDigits;
+  return trimExponent(v.toExponential(Math.min(6, Math.max(0, digits))));
 }
+
+const trimExponent = (text) => text.replace(/\.?0+e/, "e").replace("e+", "e"); // 6.70e+7 -> 6.7e7
 
 function formatValue(v) {
-  if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e9 || a < 1e-4)) return v.toExponential(4).replace(/\.?0+e/, "e");
+  if (a !== 0 && (a >= 1e9 || a < 1e-4)) return Number.isFinite(v) ? trimExponent(v.toExponential(5)) : String(v);
   return String(Number(v.toPrecision(6)));
 }
 
-/** The smallest nice time step whose ticks are at least `minGap` px apart. */
-function timeStep(span, plotW, minGap) {
-  const msPerPx = span / plotW;
-  const step = TIME_STEPS.find((s) => s / msPerPx >= minGap);
-  return step ?? DAY * niceStep((minGap * msPerPx) / DAY);
+/** The smallest nice time step whose ticks are 80 px or more apart and wider than their labels. */
+function timeStep(span, plotW, labelWidth) {
+  const msPerPx = span / plotW, gap = (s) => Math.max(80, labelWidth(s) + 16);
+  return TIME_STEPS.find((s) => s / msPerPx >= gap(s)) ?? DAY * niceStep((gap(DAY) * msPerPx) / DAY);
 }
 
-/** Tick times at multiples of `step` in local time (so 10:00:00 and not 10:00:03 UTC-wise). */
+/** Multiples of `step` in local time (10:00:00 here, whatever the offset from UTC). */
 function timeTicks(x0, x1, step) {
-  const offset = -new Date(x0).getTimezoneOffset() * MINUTE;
-  const ticks = [];
-  for (let t = Math.ceil((x0 + offset) / step) * step - offset; t <= x1 && ticks.length < 200; t += step) {
-    ticks.push(t);
-  }
+  const offset = -new Date(x0).getTimezoneOffset() * MINUTE, ticks = [];
+  for (let t = Math.ceil((x0 + offset) / step) * step - offset; t <= x1 && ticks.length < 200; t += step) ticks.push(t);
   return ticks;
 }
 
 function formatTime(t, step) {
   const d = new Date(t), p = (n, w = 2) => String(n).padStart(w, "0");
-  if (step >= DAY) return `${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  const midnight = d.getHours() === 0 && d.getMinutes() === 0;
+  if (step >= DAY || (step >= HOUR && midnight)) return `${p(d.getMonth() + 1)}-${p(d.getDate())}`;
   const hm = `${p(d.getHours())}:${p(d.getMinutes())}`;
   if (step >= MINUTE) return hm;
   const hms = `${hm}:${p(d.getSeconds())}`;
@@ -224,8 +215,7 @@ function formatTime(t, step) {
 // ---------- drawing ----------
 
 function readTheme(el) {
-  const cs = getComputedStyle(el);
-  const v = (name, fallback) => cs.getPropertyValue(name).trim() || fallback;
+  const cs = getComputedStyle(el), v = (name, fallback) => cs.getPropertyValue(name).trim() || fallback;
   return {
     bg: v("--jp-layout-color0", "#ffffff"),
     text: v("--jp-ui-font-color1", "rgba(0, 0, 0, 0.87)"),
@@ -235,7 +225,7 @@ function readTheme(el) {
   };
 }
 
-/** Sizes the backing store for the device pixel ratio; returns a context in CSS pixels. */
+/** Sizes the backing store for the device pixel ratio; returns a context drawing in CSS pixels. */
 function fitCanvas(canvas, width, height, dpr) {
   const w = Math.round(width * dpr), h = Math.round(height * dpr);
   if (canvas.width !== w) canvas.width = w;
@@ -245,177 +235,139 @@ function fitCanvas(canvas, width, height, dpr) {
   return ctx;
 }
 
-/** Axes, grid and lines; returns the geometry the hover readout maps the mouse with. */
+/** Grid, axes and lines; returns the geometry (g) that maps data to pixels and back. */
 function drawPlot(ctx, theme, width, height, [x0, x1], shown) {
-  ctx.font = `${TICK_FONT_PX}px ${theme.font}`;
+  ctx.font = `11px ${theme.font}`;
   const top = MARGIN.top, h = height - MARGIN.top - MARGIN.bottom;
-  const [y0, y1] = yRangeOf(shown, x0, x1);
-  const yt = yTicks(y0, y1, h);
-  const labelW = Math.max(0, ...yt.map((t) => ctx.measureText(t.label).width));
-  const left = Math.ceil(labelW) + 12, w = width - left - MARGIN.right;
+  // Buckets as narrow as the plot's widest possible pixel columns: one per column or more.
+  const traces = shown.map((s) => traceOf(s, x0, x1, (width - MARGIN.right) / (x1 - x0)));
+  const [y0, y1] = yRangeOf(traces), yt = yTicks(y0, y1, h);
+  const left = Math.ceil(Math.max(0, ...yt.map((t) => ctx.measureText(t.label).width))) + 12;
+  const w = width - left - MARGIN.right;
   if (w < 20 || h < 20) return null;
   const kx = w / (x1 - x0), ky = h / (y1 - y0);
-  const g = { x0, x1, y0, y1, left, top, w, h, kx, ky,
-    sx: (x) => left + (x - x0) * kx, sy: (y) => top + (y1 - y) * ky };
-  const minGap = Math.max(80, ctx.measureText("00:00:00.000").width + 16);
-  g.xStep = timeStep(x1 - x0, w, minGap);
-  drawGrid(ctx, theme, g, yt, timeTicks(x0, x1, g.xStep));
+  const g = { x0, x1, left, top, w, h, kx, sx: (x) => left + (x - x0) * kx, sy: (y) => top + (y1 - y) * ky };
+  g.xStep = timeStep(x1 - x0, w, (step) => ctx.measureText(formatTime(x0, step)).width);
+  drawGrid(ctx, theme, g, yt, timeTicks(x0, x1, g.xStep), width);
   ctx.save();
   ctx.beginPath();
   ctx.rect(left, top - 2, w, h + 4);
   ctx.clip();
-  ctx.lineWidth = 1.5;
-  ctx.lineJoin = "round";
-  for (const s of shown) drawSeries(ctx, s, g);
+  Object.assign(ctx, { lineWidth: 1.5, lineJoin: "round" });
+  for (const trace of traces) drawSeries(ctx, trace, g);
   ctx.restore();
   return g;
 }
 
-function drawGrid(ctx, theme, g, yt, xt) {
-  const { left, top, w, h } = g, bottom = top + h, width = left + w + MARGIN.right;
-  ctx.lineWidth = 1;
-  ctx.strokeStyle = theme.grid;
-  ctx.globalAlpha = 0.6;
+function drawGrid(ctx, theme, g, yt, xt, width) {
+  const { left, top, w, h } = g, bottom = top + h;
+  Object.assign(ctx, { lineWidth: 1, strokeStyle: theme.grid, globalAlpha: 0.6 });
   ctx.beginPath();
   for (const t of yt) { const y = Math.round(g.sy(t.value)) + 0.5; ctx.moveTo(left, y); ctx.lineTo(left + w, y); }
   for (const t of xt) { const x = Math.round(g.sx(t)) + 0.5; ctx.moveTo(x, top); ctx.lineTo(x, bottom); }
   ctx.stroke();
   ctx.globalAlpha = 1;
-  ctx.beginPath();
-  ctx.moveTo(left - 0.5, top);
-  ctx.lineTo(left - 0.5, bottom + 0.5);
-  ctx.lineTo(left + w, bottom + 0.5);
-  ctx.stroke();
-  ctx.fillStyle = theme.muted;
-  ctx.textAlign = "right";
-  ctx.textBaseline = "middle";
+  ctx.strokeRect(left - 0.5, top - 0.5, w + 1, h + 1);
+  Object.assign(ctx, { fillStyle: theme.muted, textAlign: "right", textBaseline: "middle" });
   for (const t of yt) ctx.fillText(t.label, left - 6, g.sy(t.value));
-  ctx.textAlign = "center";
-  ctx.textBaseline = "top";
+  Object.assign(ctx, { textAlign: "center", textBaseline: "top" });
   for (const t of xt) {
     const label = formatTime(t, g.xStep), x = g.sx(t), half = ctx.measureText(label).width / 2;
-    if (x - half >= 0 && x + half <= width) ctx.fillText(label, x, bottom + 5);
+    if (x - half >= 0 && x + half <= width) ctx.fillText(label, x, bottom + 5); // no clipped labels
   }
 }
 
-function drawSeries(ctx, s, g) {
-  // One point either side of the range, so lines run to the edges.
-  const a = Math.max(s.start, s.lowerBound(g.x0) - 1), b = Math.min(s.end, s.lowerBound(g.x1, true) + 1);
+function drawSeries(ctx, { s, lo, hi, buckets }, g) {
+  // One point either side of the range too, so that lines run to the edges.
+  const a = Math.max(s.start, lo - 1), b = Math.min(s.end, hi + 1);
   if (b <= a) return;
-  ctx.strokeStyle = colorOf(s.id);
+  ctx.strokeStyle = ctx.fillStyle = colorOf(s.id);
   ctx.beginPath();
-  if (b - a > 2 * g.w) traceColumns(ctx, s, a, b, g);
-  else tracePolyline(ctx, s, a, b, g);
+  const dots = buckets ? traceBuckets(ctx, s, buckets, a < lo ? a : -1, b > hi ? hi : -1, g) : tracePolyline(ctx, s, a, b, g);
   ctx.stroke();
+  if (!dots.length) return;
+  ctx.beginPath();
+  for (const [x, y] of dots) { ctx.moveTo(x + 2.5, y); ctx.arc(x, y, 2.5, 0, 2 * Math.PI); }
+  ctx.fill();
 }
 
-/** Straight segments; NaN breaks the line, and a point alone is drawn as a dot. */
+/** Straight segments, broken at NaN; returns the points with no neighbour, to draw as dots. */
 function tracePolyline(ctx, s, a, b, g) {
+  const dots = [];
   let run = 0, px = 0, py = 0;
-  const endRun = () => { if (run === 1) { ctx.moveTo(px + 1.5, py); ctx.arc(px, py, 1.5, 0, 2 * Math.PI); } run = 0; };
-  for (let i = a; i < b; i++) {
-    const v = s.y[i];
-    if (!Number.isFinite(v)) { endRun(); continue; }
+  for (let i = a; i <= b; i++) {
+    const v = i < b ? s.y[i] : NaN;
+    if (!Number.isFinite(v)) {
+      if (run === 1) dots.push([px, py]);
+      run = 0;
+      continue;
+    }
     px = g.sx(s.x[i]);
     py = g.sy(v);
-    if (run === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
-    run++;
+    if (run++ === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
   }
-  endRun();
+  return dots;
 }
 
-/** Dense data: per pixel column, first -> min -> max -> last, so spikes stay visible. */
-function traceColumns(ctx, s, a, b, g) {
-  const { x, y } = s, x0 = g.x0, kx = g.kx;
-  let col = NaN, first = 0, last = 0, min = 0, max = 0, started = false;
-  const flush = () => {
-    const cx = g.left + col + 0.5;
-    if (started) ctx.lineTo(cx, g.sy(first)); else ctx.moveTo(cx, g.sy(first));
-    started = true;
-    ctx.lineTo(cx, g.sy(min));
-    ctx.lineTo(cx, g.sy(max));
-    ctx.lineTo(cx, g.sy(last));
-  };
-  for (let i = a; i < b; i++) {
-    const v = y[i];
-    if (!Number.isFinite(v)) continue;
-    const c = Math.floor((x[i] - x0) * kx);
-    if (c !== col) {
-      if (!Number.isNaN(col)) flush();
-      col = c;
-      first = min = max = last = v;
-    } else {
-      if (v < min) min = v;
-      if (v > max) max = v;
-      last = v;
-    }
+/** A vertical stroke per bucket (so spikes stay visible), from the point `before` to `after`. */
+function traceBuckets(ctx, s, buckets, before, after, g) {
+  let started = false;
+  const to = (px, py) => { if (started) ctx.lineTo(px, py); else ctx.moveTo(px, py); started = true; };
+  const edge = (i) => { if (Number.isFinite(s.y[i])) to(g.sx(s.x[i]), g.sy(s.y[i])); };
+  if (before >= 0) edge(before);
+  for (let k = 0; k < buckets.length; k += 5) {
+    const cx = g.sx(buckets[k]);
+    for (let j = 1; j < 5; j++) to(cx, g.sy(buckets[k + j]));
   }
-  if (!Number.isNaN(col)) flush();
+  if (after >= 0) edge(after);
+  return [];
 }
 
-function drawCenterText(ctx, theme, width, height, text) {
-  ctx.font = `13px ${theme.font}`;
-  ctx.fillStyle = theme.muted;
-  ctx.textAlign = "center";
-  ctx.textBaseline = "middle";
-  ctx.fillText(text, width / 2, height / 2);
-}
-
-/** The crosshair and the box of values nearest the mouse, on the overlay canvas. */
-function drawReadout(ctx, g, theme, mouse, shown) {
-  if (!g || !mouse || mouse.x < g.left || mouse.x > g.left + g.w || mouse.y < g.top || mouse.y > g.top + g.h) return;
-  const t = g.x0 + (mouse.x - g.left) / g.kx;
-  ctx.strokeStyle = theme.text;
-  ctx.globalAlpha = 0.45;
-  ctx.lineWidth = 1;
+/** The crosshair at the mouse and a box with each shown series' nearest value (overlay canvas). */
+function drawReadout(ctx, g, theme, pointer, shown) {
+  if (!g || !pointer) return;
+  const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+  const mx = clamp(pointer.x, g.left, g.left + g.w), my = clamp(pointer.y, g.top, g.top + g.h);
+  const t = g.x0 + (mx - g.left) / g.kx;
+  Object.assign(ctx, { strokeStyle: theme.text, globalAlpha: 0.45, lineWidth: 1 });
   ctx.beginPath();
-  ctx.moveTo(Math.round(mouse.x) + 0.5, g.top);
-  ctx.lineTo(Math.round(mouse.x) + 0.5, g.top + g.h);
+  ctx.moveTo(Math.round(mx) + 0.5, g.top);
+  ctx.lineTo(Math.round(mx) + 0.5, g.top + g.h);
   ctx.stroke();
   ctx.globalAlpha = 1;
-  const maxRows = Math.max(1, Math.floor((g.h - 12) / READOUT_LINE_PX) - 1);
   const rows = [];
   for (const s of shown) {
     if (!s.length) continue;
-    const i = s.nearest(t);
+    const i = s.nearest(t), px = g.sx(s.x[i]), py = g.sy(s.y[i]);
     rows.push({ color: colorOf(s.id), label: s.label, value: formatValue(s.y[i]) });
-    const px = g.sx(s.x[i]), py = g.sy(s.y[i]);
-    if (px >= g.left && px <= g.left + g.w && py >= g.top && py <= g.top + g.h) {
-      ctx.fillStyle = colorOf(s.id);
-      ctx.beginPath();
-      ctx.arc(px, py, 3, 0, 2 * Math.PI);
-      ctx.fill();
-    }
+    if (px < g.left || px > g.left + g.w || !(py >= g.top && py <= g.top + g.h)) continue;
+    ctx.fillStyle = colorOf(s.id);
+    ctx.beginPath();
+    ctx.arc(px, py, 3, 0, 2 * Math.PI);
+    ctx.fill();
   }
-  const extra = rows.length > maxRows ? rows.length - maxRows + 1 : 0;
-  if (extra) rows.splice(maxRows - 1, Infinity, { color: null, label: `+${extra} more`, value: "" });
-  drawReadoutBox(ctx, g, theme, mouse, formatTime(t, Math.min(g.xStep, SECOND)), rows);
+  const maxRows = Math.max(1, Math.floor((g.h - 12) / LINE_PX) - 1);
+  if (rows.length > maxRows) rows.splice(maxRows - 1, Infinity, { label: `+${rows.length - maxRows + 1} more`, value: "" });
+  drawReadoutBox(ctx, g, theme, mx, my, formatTime(t, Math.min(g.xStep, SECOND)), rows);
 }
 
-function drawReadoutBox(ctx, g, theme, mouse, time, rows) {
+function drawReadoutBox(ctx, g, theme, mx, my, time, rows) {
   ctx.font = `12px ${theme.font}`;
-  const labelW = Math.max(0, ...rows.map((r) => ctx.measureText(r.label).width));
-  const valueW = Math.max(0, ...rows.map((r) => ctx.measureText(r.value).width));
-  const boxW = Math.ceil(Math.max(ctx.measureText(time).width, 14 + labelW + 12 + valueW)) + 16;
-  const boxH = (rows.length + 1) * READOUT_LINE_PX + 8;
-  let bx = mouse.x + 12;
-  if (bx + boxW > g.left + g.w) bx = Math.max(g.left, mouse.x - 12 - boxW);
-  const by = Math.min(Math.max(g.top + 4, mouse.y - boxH / 2), g.top + g.h - boxH);
-  ctx.globalAlpha = 0.92;
-  ctx.fillStyle = theme.bg;
+  const widest = (texts) => Math.max(0, ...texts.map((text) => ctx.measureText(text).width));
+  const boxW = Math.ceil(Math.max(widest([time]), 26 + widest(rows.map((r) => r.label)) + widest(rows.map((r) => r.value)))) + 16;
+  const boxH = (rows.length + 1) * LINE_PX + 8;
+  const bx = mx + 12 + boxW <= g.left + g.w ? mx + 12 : Math.max(g.left, mx - 12 - boxW);
+  const by = Math.min(Math.max(g.top + 4, my - boxH / 2), g.top + g.h - boxH);
+  Object.assign(ctx, { globalAlpha: 0.92, fillStyle: theme.bg });
   ctx.fillRect(bx, by, boxW, boxH);
-  ctx.globalAlpha = 1;
-  ctx.strokeStyle = theme.grid;
+  Object.assign(ctx, { globalAlpha: 1, strokeStyle: theme.grid, textBaseline: "middle" });
   ctx.strokeRect(bx + 0.5, by + 0.5, boxW - 1, boxH - 1);
-  ctx.textBaseline = "middle";
-  ctx.textAlign = "left";
-  ctx.fillStyle = theme.text;
-  ctx.fillText(time, bx + 8, by + 4 + READOUT_LINE_PX / 2);
+  Object.assign(ctx, { fillStyle: theme.text, textAlign: "left" });
+  ctx.fillText(time, bx + 8, by + 4 + LINE_PX / 2);
   rows.forEach((r, k) => {
-    const cy = by + 4 + (k + 1.5) * READOUT_LINE_PX;
+    const cy = by + 4 + (k + 1.5) * LINE_PX;
     if (r.color) { ctx.fillStyle = r.color; ctx.fillRect(bx + 8, cy - 4, 8, 8); }
-    ctx.fillStyle = theme.text;
-    ctx.textAlign = "left";
+    Object.assign(ctx, { fillStyle: theme.text, textAlign: "left" });
     ctx.fillText(r.label, bx + 22, cy);
     ctx.textAlign = "right";
     ctx.fillText(r.value, bx + boxW - 8, cy);
@@ -424,16 +376,17 @@ function drawReadoutBox(ctx, g, theme, mouse, time, rows) {
 
 // ---------- the view ----------
 
-function element(tag, className, style) {
+function element(tag, className, style, text) {
   const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (style) node.style.cssText = style;
+  Object.assign(node, { className });
+  node.style.cssText = style;
+  if (text !== undefined) node.textContent = text; // labels are data: text, never markup
   return node;
 }
 
 function waitingText(model) {
   const waiting = model.get("waiting");
-  if (!Array.isArray(waiting) || waiting.length === 0) return "";
+  if (!Array.isArray(waiting) || !waiting.length) return "";
   return `waiting for column${waiting.length > 1 ? "s" : ""} ${waiting.join(", ")}`;
 }
 
@@ -442,29 +395,45 @@ function chartHeight(model) {
   return Number.isFinite(h) && h >= 60 ? Math.round(h) : 300;
 }
 
-function createView(store, model, el) {
+function buildDom(el) {
   const root = element("div", "nbws-chart", "font-family: var(--jp-ui-font-family, system-ui, sans-serif);"
     + "font-size: 12px; color: var(--jp-ui-font-color1, rgba(0, 0, 0, 0.87));");
   const header = element("div", "nbws-chart-header", "display: flex; align-items: center; gap: 12px; padding: 2px 0 4px;");
   const title = element("span", "nbws-chart-title", "font-weight: 600;");
   const waiting = element("span", "nbws-chart-waiting", "color: var(--jp-ui-font-color2, rgba(0, 0, 0, 0.54)); font-style: italic;");
-  const button = element("button", "nbws-chart-pause", "margin-left: auto;");
+  const button = element("button", "nbws-chart-pause", "margin-left: auto; padding: 2px 10px; border-radius: 3px;"
+    + "cursor: pointer; color: inherit; background: var(--jp-layout-color2, transparent);"
+    + "border: 1px solid var(--jp-border-color1, rgba(128, 128, 128, 0.6));", "Pause");
   button.type = "button";
-  button.textContent = "Pause";
-  header.append(title, waiting, button);
   const box = element("div", "nbws-chart-plot", "position: relative;");
   const canvas = element("canvas", "nbws-chart-canvas", "display: block; width: 100%;");
   const overlay = element("canvas", "nbws-chart-overlay", "position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none;");
-  box.append(canvas, overlay);
   const legend = element("div", "nbws-chart-legend", "display: flex; flex-wrap: wrap; gap: 2px 14px; padding-top: 4px;");
+  header.append(title, waiting, button);
+  box.append(canvas, overlay);
   root.append(header, box, legend);
   el.append(root);
+  return { root, title, waiting, button, canvas, overlay, legend };
+}
 
-  const hidden = new Set();
+function legendItem(s, onToggle) {
+  const item = element("span", "nbws-chart-legend-item", "display: inline-flex; align-items: center; gap: 5px; cursor: pointer; user-select: none;");
+  Object.assign(item, { tabIndex: 0, title: "click to hide or show" });
+  item.setAttribute("role", "button");
+  item.append(element("span", "", `display: inline-block; width: 10px; height: 10px; border-radius: 2px; background: ${colorOf(s.id)};`),
+    element("span", "nbws-chart-legend-label", "", s.label));
+  item.addEventListener("click", onToggle);
+  item.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); onToggle(); }
+  });
+  return item;
+}
+
+function createView(store, model, el) {
+  const dom = buildDom(el), { canvas, overlay, legend } = dom;
+  const hidden = new Set(); // series ids this view does not draw
   let paused = false, needChart = true, needReadout = false, frame = 0;
-  let geom = null, theme = null, mouse = null, legendKey = "";
-
-  const shownSeries = () => sortedSeries(store).filter((s) => !hidden.has(s.id));
+  let geom = null, theme = null, mouse = null, legendKey = "", lastWidth = -1;
 
   function schedule(chart) {
     if (chart) needChart = true;
@@ -480,18 +449,19 @@ function createView(store, model, el) {
 
   function drawChart() {
     const width = canvas.clientWidth, height = chartHeight(model);
-    if (!canvas.isConnected || width < 40) return; // stays pending: the ResizeObserver reschedules
+    if (!canvas.isConnected || width < 40) return; // still pending: the ResizeObserver reschedules
     needChart = false;
-    const dpr = window.devicePixelRatio || 1;
-    const ctx = fitCanvas(canvas, width, height, dpr);
+    const dpr = window.devicePixelRatio || 1, ctx = fitCanvas(canvas, width, height, dpr);
     fitCanvas(overlay, width, height, dpr);
     theme = readTheme(el);
     ctx.fillStyle = theme.bg;
     ctx.fillRect(0, 0, width, height);
-    const all = sortedSeries(store);
-    const range = xRangeOf(all, Number(model.get("window_ms")) || 0);
-    geom = range ? drawPlot(ctx, theme, width, height, range, all.filter((s) => !hidden.has(s.id))) : null;
-    if (!range && !waitingText(model)) drawCenterText(ctx, theme, width, height, "waiting for data…");
+    const all = sortedSeries(store), range = xRangeOf(all, Number(model.get("window_ms")) || 0);
+    geom = range && drawPlot(ctx, theme, width, height, range, all.filter((s) => !hidden.has(s.id)));
+    if (!range && !waitingText(model)) {
+      Object.assign(ctx, { font: `13px ${theme.font}`, fillStyle: theme.muted, textAlign: "center", textBaseline: "middle" });
+      ctx.fillText("waiting for data…", width / 2, height / 2);
+    }
     updateLegend(all);
     el.dataset.points = String(all.reduce((n, s) => n + s.length, 0));
     el.dataset.series = String(all.length);
@@ -503,101 +473,78 @@ function createView(store, model, el) {
     if (!overlay.width || !theme) return;
     const ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
-    drawReadout(ctx, geom, theme, mouse, shownSeries());
+    drawReadout(ctx, geom, theme, mouse, sortedSeries(store).filter((s) => !hidden.has(s.id)));
   }
 
   function updateLegend(all) {
     const key = JSON.stringify(all.map((s) => [s.id, s.label]));
     if (key !== legendKey) {
       legendKey = key;
-      legend.replaceChildren(...all.map(legendItem));
+      legend.replaceChildren(...all.map((s) => legendItem(s, () => toggle(s.id))));
     }
-    for (const item of legend.children) {
-      const off = hidden.has(item._seriesId);
+    all.forEach((s, k) => {
+      const item = legend.children[k], off = hidden.has(s.id);
       item.style.opacity = off ? "0.4" : "1";
       item.lastChild.style.textDecoration = off ? "line-through" : "none";
       item.setAttribute("aria-pressed", String(!off));
-    }
+    });
   }
 
-  function legendItem(s) {
-    const item = element("span", "nbws-chart-legend-item", "display: inline-flex; align-items: center; gap: 5px; cursor: pointer; user-select: none;");
-    item._seriesId = s.id;
-    item.setAttribute("role", "button");
-    item.tabIndex = 0;
-    item.title = "click to hide or show";
-    const swatch = element("span", "", `display: inline-block; width: 10px; height: 10px; border-radius: 2px; background: ${colorOf(s.id)};`);
-    const label = element("span", "nbws-chart-legend-label");
-    label.textContent = s.label;
-    item.append(swatch, label);
-    const toggle = () => {
-      if (!hidden.delete(s.id)) hidden.add(s.id);
-      updateLegend(sortedSeries(store));
-      schedule(true);
-    };
-    item.addEventListener("click", toggle);
-    item.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(); }
-    });
-    return item;
+  function toggle(id) {
+    if (!hidden.delete(id)) hidden.add(id);
+    updateLegend(sortedSeries(store));
+    schedule(true);
   }
 
   function updateHeader() {
-    title.textContent = String(model.get("title") ?? "");
-    waiting.textContent = waitingText(model);
+    dom.title.textContent = String(model.get("title") ?? "");
+    dom.waiting.textContent = waitingText(model);
   }
 
-  function updateHeight() {
-    canvas.style.height = `${chartHeight(model)}px`;
-  }
-
-  button.addEventListener("click", () => {
+  dom.button.addEventListener("click", () => {
     paused = !paused;
-    button.textContent = paused ? "Resume" : "Pause";
+    dom.button.textContent = paused ? "Resume" : "Pause";
     el.dataset.paused = String(paused);
-    if (!paused) { needChart = true; onFrame(); } // at once, not on the next frame
+    if (!paused) { needChart = true; onFrame(); } // draws at once, not on the next frame
   });
   canvas.addEventListener("mousemove", (e) => { mouse = { x: e.offsetX, y: e.offsetY }; schedule(false); });
   canvas.addEventListener("mouseleave", () => { mouse = null; schedule(false); });
-
-  let lastWidth = -1;
   const observer = new ResizeObserver(() => {
-    const width = canvas.clientWidth;
-    if (width !== lastWidth || needChart) { lastWidth = width; schedule(true); }
+    if (canvas.clientWidth !== lastWidth || needChart) { lastWidth = canvas.clientWidth; schedule(true); }
   });
   observer.observe(canvas);
+  // JupyterLab and Notebook 7 mark a theme change on <body>: redraw with the new colours.
+  const themeWatch = new MutationObserver(() => schedule(true));
+  themeWatch.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
 
   const redraw = () => schedule(true);
-  const handlers = [
-    ["change:title", updateHeader],
-    ["change:waiting", () => { updateHeader(); redraw(); }],
-    ["change:window_ms", redraw],
-    ["change:height", () => { updateHeight(); redraw(); }],
-  ];
+  const setHeight = () => { canvas.style.height = `${chartHeight(model)}px`; redraw(); };
+  const handlers = [["change:title", updateHeader], ["change:waiting", () => { updateHeader(); redraw(); }],
+    ["change:window_ms", redraw], ["change:height", setHeight]];
   for (const [name, cb] of handlers) model.on(name, cb);
   store.listeners.add(redraw);
   updateHeader();
-  updateHeight();
-  schedule(true);
+  setHeight();
 
   return () => {
     if (frame) cancelAnimationFrame(frame);
     frame = 0;
     observer.disconnect();
+    themeWatch.disconnect();
     store.listeners.delete(redraw);
     for (const [name, cb] of handlers) model.off(name, cb);
-    root.remove();
+    dom.root.remove();
   };
 }
 
-// A function default export gives each widget model its own store, shared by its views.
+// A function as default export (anywidget calls it once per widget model) gives each model its
+// own store, which initialize fills and every view of that model reads.
 export default () => {
   const store = { series: new Map(), listeners: new Set() };
   return {
     initialize({ model }) {
       const onMessage = (content, buffers) => {
-        if (!applyMessage(store, content, buffers)) return;
-        for (const listener of store.listeners) listener();
+        if (applyMessage(store, content, buffers)) for (const listener of store.listeners) listener();
       };
       model.on("msg:custom", onMessage);
       model.send({ type: "sync" });

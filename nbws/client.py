@@ -15,6 +15,7 @@ import ssl as ssl_module
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from datetime import timedelta
 from os import PathLike
 from typing import Any
 
@@ -510,6 +511,17 @@ class WebSocket:
 
             self._panel = Panel(self)
         return self._panel
+
+    def plot(
+        self, y: str | Iterable[str], *, by: str | None = None, window: int | str | timedelta = 10_000
+    ) -> Any:
+        """A live chart (``nbws.LiveChart``) of column ``y`` (or a list of columns; dotted names
+        such as ``book.bid`` too) against ``received_at``; ``by`` makes one series per value of
+        that column; ``window`` is what each series keeps: a point count or a span such as
+        ``"5min"``. Display it as the last expression of a cell."""
+        from .chart import LiveChart  # anywidget is imported only here
+
+        return LiveChart(self, y, by=by, window=window)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Displaying the connection shows its panel (text where widgets cannot be shown)."""

@@ -302,6 +302,38 @@ class NbwsMagics(Magics):
         args = parse_argstring(self.ws_panel, line)
         display(self._connection(args.name, "ws_panel"))
 
+    @line_magic
+    @magic_arguments()
+    @argument(
+        "words",
+        nargs="+",
+        metavar="[NAME] COLUMN",
+        help="connection (optional when only one is open), then the columns to plot (dotted names "
+        "such as book.bid too)",
+    )
+    @argument("--by", help="one series per value of this column (e.g. symbol)")
+    @argument(
+        "--window",
+        default="10000",
+        help="what each series keeps: a point count or a span such as 30s, 5min, 2h (default: 10000)",
+    )
+    def ws_plot(self, line: str) -> None:
+        """Show a live chart of columns against received_at: ``%ws_plot price --by symbol``
+        (``chart = ws.plot(...)`` gives the chart object)."""
+        args = parse_argstring(self.ws_plot, line)
+        words = args.words
+        name = None
+        if len(words) > 1 and self._names_a_connection(words[0]):
+            name, words = words[0], words[1:]
+        ws = self._connection(name, "ws_plot")
+        window = int(args.window) if args.window.isdigit() else args.window
+        with _usage_errors("ws_plot", ValueError):
+            chart = ws.plot(words, by=args.by, window=window)
+        display(chart)
+
+    def _names_a_connection(self, word: str) -> bool:
+        return word in nbws.connections() or isinstance(self.shell.user_ns.get(word), nbws.WebSocket)
+
 
 _WORD = re.compile(r"\S+")
 

@@ -242,11 +242,19 @@ class SeriesSet:
         return new
 
     def window_points(self, limit: int | None = None) -> list[Points]:
-        """Every point kept, per series (what a view that attaches now must be sent first);
-        with ``limit``, thinned to about that many in all."""
+        """Every point kept, per series (what a view that attaches now is sent; it is sent to
+        every view, so ``take_new()`` then gives only points added after); with ``limit``,
+        thinned to about that many in all."""
         self._trim(slack=False)
         share = None if limit is None else max(2, limit // max(1, len(self._series)))
-        return [line.points(key, line.start, share) for key, line in self._series.items()]
+        kept = [line.points(key, line.start, share) for key, line in self._series.items()]
+        for line in self._series.values():
+            line.taken = line.stop
+        return kept
+
+    def points_held(self) -> dict[str, int]:
+        """How many points each series keeps now, by label."""
+        return {line.label: len(line) for line in self._series.values()}
 
     def missing(self) -> list[str]:
         """The columns the feed has not had yet (the chart says it waits for them)."""

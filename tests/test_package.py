@@ -8,7 +8,7 @@ import sys
 
 import nbws
 
-FRONT_ENDS = {"magics", "panel", "__main__"}  # the only modules that may import IPython/ipywidgets
+FRONT_ENDS = {"magics", "panel", "chart", "__main__"}  # the only modules that may import IPython/ipywidgets
 
 
 def test_importing_nbws_leaves_ipython_ipywidgets_traitlets_out():
@@ -38,7 +38,7 @@ def test_public_names():
     for name in (
         "WebSocket connect connections close_all CONNECTING OPEN CLOSING CLOSED "
         "OpenEvent MessageEvent CloseEvent ErrorEvent NbwsError ConnectError "
-        "ConnectionClosedError JSONDecodeError"
+        "ConnectionClosedError JSONDecodeError LiveChart"
     ).split():
         assert name in nbws.__all__
         assert hasattr(nbws, name)

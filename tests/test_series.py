@@ -80,7 +80,9 @@ def test_take_new_gives_each_point_once_and_the_window_gives_all_kept():
     assert chart.take_new() == []  # nothing changed: nothing to send
     add_rows(chart, rows([4], start_ns=T0 + 3_000_000))
     assert list(chart.take_new()[0].y) == [4]
-    assert as_lists(chart.window_points())[("px", None)][2] == [1, 2, 3, 4]
+    add_rows(chart, rows([5], start_ns=T0 + 4_000_000))
+    assert as_lists(chart.window_points())[("px", None)][2] == [1, 2, 3, 4, 5]
+    assert chart.take_new() == []  # the window gave the 5 to every view already
 
 
 def test_a_count_window_keeps_the_last_points_of_each_series():
@@ -108,6 +110,7 @@ def test_the_kernel_holds_the_window_however_many_points_come():
         add_rows(chart, rows(range(start, start + 5_000), start_ns=T0 + start * 1_000_000))
         assert len(chart._series[("px", None)]) <= 1_000 + 1_000 // 4
     assert list(chart.window_points()[0].y) == list(range(99_000, 100_000))
+    assert chart.points_held() == {"px": 1_000}
 
 
 def test_the_default_window_is_ten_thousand_points():
