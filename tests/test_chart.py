@@ -17,6 +17,7 @@ import nbws
 import nbws.loop
 from nbws import chart as chart_module
 
+from kernel import Kernel
 from recording import wait_for
 
 
@@ -249,3 +250,123 @@ def test_close_stops_the_chart_and_a_reopened_connection_restarts_it(servers):
     chart.close()
     wait_for(lambda: not chart.timer_running, 5, "closing the chart stops it")
     assert chart.comm is None
+
+
+# -- in a real kernel ------------------------------------------------------------------------------
+
+
+def chart_models(kernel) -> list[str]:
+    """The comm ids of the LiveCharts the kernel opened."""
+    return [
+        m["content"]["comm_id"]
+        for m in kernel.iopub
+        if m["msg_type"] == "comm_open"
+        and m["content"]["data"]["state"].get("_anywidget_id") == "nbws.chart.LiveChart"
+    ]
+
+
+def chart_updates(kernel, comm_id: str, kind: str = "points") -> list[dict]:
+    return [
+        m
+        for m in kernel.iopub
+        if m["msg_type"] == "comm_msg"
+        and m["content"]["comm_id"] == comm_id
+        and m["content"]["data"].get("method") == "custom"
+        and m["content"]["data"]["content"]["type"] == kind
+    ]
+
+
+def series_labels(kernel, comm_id: str) -> set[str]:
+    return {s[1] for m in chart_updates(kernel, comm_id) for s in m["content"]["data"]["content"]["series"]}
+
+
+def shown_widgets(kernel, msg_id: str) -> list[str]:
+    """The model ids of the widgets a cell displayed or returned."""
+    return [
+        m["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+        for m in kernel.iopub
+        if m["msg_type"] in ("display_data", "execute_result")
+        and m["parent_header"].get("msg_id") == msg_id
+        and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
+
+
+def test_ws_plot_and_the_magic_show_charts_whose_points_flow_and_a_new_view_gets_the_window(tmp_path, demo):
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run(
+            f"%load_ext nbws\n%ws_connect {demo.url}/ticker?rate=200&symbols=BTC,ETH --name feed --no-panel"
+        )
+        magic = kernel.submit("%ws_plot feed price --by symbol --window 30s")
+        method = kernel.submit("feed.plot(['book.bid', 'book.ask'])")
+        kernel.wait([magic, method])
+        (by_symbol,) = shown_widgets(kernel, magic)
+        (two_columns,) = shown_widgets(kernel, method)
+        assert chart_models(kernel) == [by_symbol, two_columns]
+        assert "%ws_plot: window must be" in kernel.fail("%ws_plot feed price --window soon")
+        deadline = time.monotonic() + 10
+        while series_labels(kernel, by_symbol) != {"BTC", "ETH"} or not chart_updates(kernel, two_columns):
+            assert time.monotonic() < deadline, series_labels(kernel, by_symbol)
+            kernel.drain(0.1)
+        points = chart_updates(kernel, two_columns)
+        assert points and all(len(m["buffers"]) == 2 for m in points)
+        # A view that attaches (a reloaded page): chart.js asks for the window, the kernel sends it.
+        request = kernel.client.session.msg(
+            "comm_msg",
+            {"comm_id": two_columns, "data": {"method": "custom", "content": {"type": "sync"}}},
+        )
+        kernel.client.shell_channel.send(request)
+        deadline = time.monotonic() + 10
+        while not chart_updates(kernel, two_columns, "window"):
+            assert time.monotonic() < deadline, "no window sent to the new view"
+            kernel.drain(0.1)
+        (window,) = chart_updates(kernel, two_columns, "window")
+        series = window["content"]["data"]["content"]["series"]
+        assert {s[1] for s in series} == {"book.bid", "book.ask"}
+        x = np.frombuffer(window["buffers"][0], "<f8")
+        before = [
+            m for m in chart_updates(kernel, two_columns) if m["header"]["date"] < window["header"]["date"]
+        ]
+        sent_before = sum(s[2] for m in before for s in m["content"]["data"]["content"]["series"])
+        assert len(x) == sum(s[2] for s in series) >= sent_before > 0  # every point kept so far
+    finally:
+        kernel.shutdown()
+
+
+def test_a_chart_and_a_panel_on_a_full_speed_stream_stay_within_iopubs_limits(tmp_path, demo):
+    """At full speed: the chart sends at most 20 updates a second, IOPub stays under
+    jupyter_server's limits, and trivial cells keep running while the stream lasts."""
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run(f"import nbws\nfast = nbws.connect({demo.url + '/ticker?rate=0&count=100000'!r})")
+        shown = kernel.submit("chart = fast.plot('price')\ndisplay(fast, chart)")
+        kernel.wait([shown])
+        trivial = 0
+        while kernel.run("print(int(fast.ready_state))").strip() != "3" and trivial < 2_000:
+            trivial += 1
+        kernel.run(
+            "fast.wait_closed(60)\n"
+            "import time\n"
+            "deadline = time.monotonic() + 10\n"
+            "while chart.timer_running or fast.panel().timer_running:\n"
+            "    assert time.monotonic() < deadline, 'still drawing'\n"
+            "    time.sleep(0.01)\n",
+            timeout=70,
+        )
+    finally:
+        kernel.shutdown()
+    (chart_id,) = chart_models(kernel)
+    times = sorted(m["header"]["date"].timestamp() for m in chart_updates(kernel, chart_id))
+    busiest = max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times))
+    assert 0 < busiest <= chart_module.MAX_UPDATES_PER_SECOND
+    assert trivial > 0  # cells ran while the stream lasted
+    comm = sorted(
+        (
+            m["header"]["date"].timestamp(),
+            len(orjson.dumps(m["content"])) + sum(map(len, m.get("buffers", []))),
+        )
+        for m in kernel.iopub
+        if m["msg_type"] == "comm_msg"
+    )
+    heaviest = max(sum(size for t, size in comm[i:] if t - start < 1.0) for i, (start, _) in enumerate(comm))
+    assert heaviest < 1_000_000  # jupyter_server's IOPub data rate limit (1 MB/s)
