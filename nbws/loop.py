@@ -21,6 +21,7 @@ __all__ = [
     "in_loop_thread",
     "submit",
     "call_soon",
+    "call_soon_if_running",
     "spawn",
     "on_shutdown",
     "on_death",
@@ -113,6 +114,20 @@ def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
 def call_soon(fn: Callable[..., Any], *args: Any) -> None:
     """Run ``fn(*args)`` on the loop thread soon (thread-safe)."""
     get_loop().call_soon_threadsafe(fn, *args)
+
+
+def call_soon_if_running(fn: Callable[..., Any], *args: Any) -> bool:
+    """Like ``call_soon``, but never starts the loop: False, and nothing scheduled, when it does
+    not run. For clean-ups, which may run at exit (a widget closed by the garbage collector after
+    ``shutdown()``, when a new thread could never start)."""
+    loop, thread = _loop, _thread
+    if loop is None or thread is None or not thread.is_alive():
+        return False
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # closed meanwhile
+        return False
+    return True
 
 
 def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task:

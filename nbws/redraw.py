@@ -37,8 +37,9 @@ class RedrawTimer:
         nbws_loop.call_soon(self._tick)
 
     def stop(self) -> None:
-        """No more ticks until the next ``refresh()`` (thread-safe)."""
-        nbws_loop.call_soon(self._cancel)
+        """No more ticks until the next ``refresh()`` (thread-safe; never starts the loop)."""
+        if not nbws_loop.call_soon_if_running(self._cancel):
+            self._next = None  # (the loop is gone, and its ticks with it)
 
     def _cancel(self) -> None:
         if self._next is not None:

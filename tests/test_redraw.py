@@ -73,3 +73,16 @@ def test_a_refresh_starts_a_stopped_timer_again_and_stop_cancels_the_next_tick()
     assert timer.running and len(drawer.calls) == count + 2
     timer.stop()
     settled()
+
+
+def test_stop_after_the_loop_has_shut_down_does_not_start_it_again():
+    """A widget closed by the garbage collector at exit stops its timer after nbws's exit handler
+    stopped the loop: starting a thread then would hang the interpreter's exit."""
+    timer = RedrawTimer(Drawer(until=10**9))
+    timer.refresh()
+    settled()
+    assert timer.running
+    nbws_loop.shutdown()
+    timer.stop()
+    assert not timer.running
+    assert "nbws-loop" not in [thread.name for thread in threading.enumerate()]
