@@ -33,7 +33,10 @@ from .state import CLOSED
 __all__ = ["LiveChart", "MAX_UPDATES_PER_SECOND", "POINTS_PER_UPDATE", "POINTS_PER_WINDOW"]
 
 MAX_UPDATES_PER_SECOND = 20
-MAX_BYTES_PER_SECOND = 400_000  # of chart data on IOPub (jupyter_server drops output over 1 MB/s)
+# Of chart data on IOPub: what a browser on a slow link (Binder, a remote kernel) must keep up with.
+# (jupyter_server's own limits count every IOPub message, 1,000 a second, but the bytes of stream
+# output only.)
+MAX_BYTES_PER_SECOND = 400_000
 UPDATE_OVERHEAD = 200  # bytes of a comm message besides its content and buffers
 POINTS_PER_UPDATE = 1_500  # 24 KB of float64 pairs
 POINTS_PER_WINDOW = 40_000  # sent once to a view that attaches: 640 KB

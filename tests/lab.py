@@ -1,4 +1,5 @@
-"""A real JupyterLab on 127.0.0.1 and headless Chromium (Debian's) driven by Playwright, for tests."""
+"""A real JupyterLab 4 or Jupyter Notebook 7 on 127.0.0.1 and headless Chromium (Debian's) driven by
+Playwright, for tests."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+# JupyterApp's apps: the module that starts each and its traitlets class.
+APPS = {"lab": ("jupyterlab", "LabApp"), "notebook": ("notebook", "JupyterNotebookApp")}
 
 
 def free_port() -> int:
@@ -32,10 +35,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class JupyterLab:
-    """``jupyter lab`` serving ``root`` on a free loopback port, with a token; ``close()`` stops it."""
+class JupyterApp:
+    """A Jupyter front-end (``app``: ``"lab"`` for JupyterLab 4, ``"notebook"`` for Notebook 7)
+    serving ``root`` on a free loopback port, with a token and config, data, settings and kernelspec
+    of its own (in ``root.parent / "lab-home"``); ``close()`` stops it. ``expose_app`` sets
+    ``window.jupyterapp`` in the page (both apps' ``expose_app_in_browser``), for tests that wait
+    on the app's state, such as ``jupyterapp.status.isDirty``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, app: str = "lab", *, expose_app: bool = False) -> None:
+        if app not in APPS:
+            raise ValueError(f"app must be one of {sorted(APPS)}, not {app!r}")
+        module, app_class = APPS[app]
+        self.app = app
         self.root = root
         self.port = free_port()
         self.token = secrets.token_hex(16)
@@ -50,6 +61,7 @@ class JupyterLab:
             "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         }
+        # (Notebook 7 reads the same JupyterLab settings as JupyterLab does.)
         # No "get Jupyter news?" popup over what the screenshot should show.
         news = home / "settings" / "@jupyterlab" / "apputils-extension"
         news.mkdir(parents=True, exist_ok=True)
@@ -65,12 +77,13 @@ class JupyterLab:
         (spec / "kernel.json").write_text(
             json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"})
         )
-        self.log = open(root.parent / "jupyterlab.log", "w")
+        self.log_path = root.parent / ("jupyterlab.log" if app == "lab" else f"jupyter-{app}.log")
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "jupyterlab",
+                module,
                 "--no-browser",
                 "--allow-root",
                 "--ServerApp.ip=127.0.0.1",
@@ -80,6 +93,7 @@ class JupyterLab:
                 f"--ServerApp.root_dir={root}",
                 "--LabApp.news_url=",
                 "--LabServerApp.extra_labextensions_path=[]",
+                *([f"--{app_class}.expose_app_in_browser=True"] if expose_app else []),
             ],
             env=env,
             stdout=self.log,
@@ -94,16 +108,18 @@ class JupyterLab:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.close()
-                    raise RuntimeError(f"JupyterLab did not start: {self.logs()[-2000:]}") from None
+                    raise RuntimeError(f"Jupyter {app} did not start: {self.logs()[-2000:]}") from None
                 time.sleep(0.5)
 
     def notebook_url(self, name: str) -> str:
+        if self.app == "notebook":
+            return f"{self.url}/notebooks/{name}?token={self.token}"
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
 
     def logs(self) -> str:
         if not self.log.closed:
             self.log.flush()
-        return (self.root.parent / "jupyterlab.log").read_text()
+        return self.log_path.read_text()
 
     def close(self) -> None:
         self.proc.terminate()
@@ -114,8 +130,23 @@ class JupyterLab:
         self.log.close()
 
 
-def run_all_cells(page, lab: JupyterLab, name: str) -> None:
-    """Open notebook ``name`` in ``lab`` and choose Run > Run All Cells, as a user would."""
+class JupyterLab(JupyterApp):
+    """``jupyter lab`` serving ``root`` on a free loopback port, with a token; ``close()`` stops it."""
+
+    def __init__(self, root: Path, **options) -> None:
+        super().__init__(root, "lab", **options)
+
+
+class JupyterNotebook(JupyterApp):
+    """Jupyter Notebook 7 (``jupyter notebook``), set up as ``JupyterLab`` is; ``close()`` stops it."""
+
+    def __init__(self, root: Path, **options) -> None:
+        super().__init__(root, "notebook", **options)
+
+
+def run_all_cells(page, lab: JupyterApp, name: str) -> None:
+    """Open notebook ``name`` in ``lab`` (JupyterLab or Notebook 7) and choose Run > Run All Cells, as a
+    user would: both front-ends have that menu, the kernel status indicator and the kernel dialog."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.goto(lab.notebook_url(name))
