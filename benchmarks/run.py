@@ -42,6 +42,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
+import chart_bytes
 import orjson
 import pandas as pd
 from collections_probe import Collections
@@ -345,11 +346,12 @@ def memory(url: str, n: int, max_rows: int | None) -> tuple[float, float, int, l
     return float(peak), float(frame_mb), int(rows), eval(samples)  # our own output
 
 
-def panel_in_kernel(url: str, seconds: float) -> tuple[float, float, int, int]:
-    """A kernel shows the panel of a full-speed stream; meanwhile trivial cells run.
+def panel_in_kernel(url: str, seconds: float, chart: bool = False) -> tuple[float, float, int, int]:
+    """A kernel shows the panel of a full-speed stream (and with ``chart``, a live chart of its
+    prices by symbol too); meanwhile trivial cells run.
 
     Returns (p50, p95 round trip of a trivial cell in seconds, busiest second's widget
-    updates on IOPub, messages received by then).
+    updates on IOPub of the panel (and of the chart, counted apart), messages received by then).
     """
     import tempfile
 
@@ -358,7 +360,8 @@ def panel_in_kernel(url: str, seconds: float) -> tuple[float, float, int, int]:
 
     kernel = Kernel(Path(tempfile.mkdtemp()))
     try:
-        kernel.wait([kernel.submit(f"import nbws\nws = nbws.connect({url!r}, name='fast')\nws")])
+        shown = "display(ws, ws.plot('px', by='sym'))" if chart else "ws"
+        kernel.wait([kernel.submit(f"import nbws\nws = nbws.connect({url!r}, name='fast')\n{shown}")])
         trips = []
         end = time.monotonic() + seconds
         while time.monotonic() < end and len(trips) < 500:
@@ -371,8 +374,14 @@ def panel_in_kernel(url: str, seconds: float) -> tuple[float, float, int, int]:
         kernel.drain(0.5)
     finally:
         kernel.shutdown()
-    updates = sorted(m["header"]["date"].timestamp() for m in kernel.iopub if m["msg_type"] == "comm_msg")
-    busiest = max((sum(1 for t in updates[i:] if t - u < 1.0) for i, u in enumerate(updates)), default=0)
+    busiest = 0
+    for method in ("update", "custom"):  # the panel's trait updates; the chart's points
+        updates = [
+            (m["header"]["date"].timestamp(), 0)
+            for m in kernel.iopub
+            if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == method
+        ]
+        busiest = max(busiest, busiest_second(updates)[0])
     trips.sort()
     return trips[len(trips) // 2], trips[int(len(trips) * 0.95)], busiest, received
 
@@ -619,6 +628,24 @@ def others(quick: bool, say: Callable[[str], None]) -> None:
         f"panel displayed in a kernel, full-speed stream ({received:,} messages in): a trivial cell's "
         f"round trip p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (target <= 50 ms); busiest "
         f"second {busiest} widget updates on IOPub (target <= 20)"
+    )
+    chart_proc, chart_url = start_server(panel_n)
+    try:
+        p50, p95, busiest, received = panel_in_kernel(chart_url, 2 if quick else 6, chart=True)
+    finally:
+        chart_proc.terminate()
+    say(
+        f"panel and live chart (px by sym) displayed in a kernel, full-speed stream ({received:,} "
+        f"messages in): a trivial cell's round trip p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms "
+        f"(target <= 50 ms); busiest second {busiest} updates of either on IOPub (target <= 20 each)"
+    )
+    most = 100_000 if quick else 1_000_000
+    sizes = chart_bytes.measure(most)
+    (few, few_updates), (many, many_updates) = sizes[10], sizes[most]
+    say(
+        f"live chart, bytes of the updates carrying 600 new points (60 rows of 10 columns): holding 10 "
+        f"points {few:,} B in {few_updates} update(s), holding {most:,} points {many:,} B in "
+        f"{many_updates} update(s): {many / few:.2f}x (target: within 1.5x)"
     )
     soak_n, soak_rows = (50_000, 5_000) if quick else (2_000_000, 100_000)
     soak_proc, soak_url = start_server(soak_n)

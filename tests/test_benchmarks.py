@@ -35,6 +35,8 @@ def test_quick_benchmark_runs_every_case():
     assert "| 10,000 |" in out  # the refresh curve
     assert "memory, book: peak growth" in out and "memory with max_rows=" in out
     assert "panel displayed in a kernel" in out and "round trip p50" in out
+    assert "panel and live chart (px by sym) displayed in a kernel" in out
+    assert "live chart, bytes of the updates carrying 600 new points" in out
     assert (results.read_text() if results.exists() else None) == before
 
 
