@@ -24,6 +24,9 @@ import anywidget
 import numpy as np
 import traitlets
 
+# The chart's ticks read the frame's buffers (pandas): imported now, on the caller's thread. An
+# import on the loop thread races a script's exit ("can't register atexit after shutdown").
+from . import framebuffer  # noqa: F401
 from .budget import UpdateBudget
 from .jsontext import dumps
 from .redraw import RedrawTimer
