@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["DEFAULT_WINDOW", "Points", "SeriesSet", "Window", "parse_window", "thin"]
 
@@ -88,7 +89,22 @@ def _floats(values: Any) -> np.ndarray:
         return values.astype(np.float64)
     if isinstance(values, np.ndarray) and values.dtype.kind == "b":
         return np.full(len(values), math.nan)
-    return np.fromiter(map(_number, values), np.float64, len(values))
+    objects = _objects(values)
+    try:  # numbers, numeric strings and None (as NaN), converted by numpy in one pass
+        floats = objects.astype(np.float64)
+    except (TypeError, ValueError):  # text that spells no number, a list: one value at a time
+        return np.fromiter(map(_number, objects), np.float64, len(objects))
+    for i in np.flatnonzero((floats == 0) | (floats == 1)):  # (booleans became 0 and 1)
+        if objects[i].__class__ is bool:
+            floats[i] = math.nan
+    return floats
+
+
+def _objects(values: Any) -> np.ndarray:
+    """The values as a numpy array (lists, such as an order book's levels, stay one value each)."""
+    if isinstance(values, np.ndarray):
+        return values
+    return np.fromiter(values, object, len(values))
 
 
 def _group_key(value: Any) -> Any:
@@ -106,10 +122,21 @@ def _group_key(value: Any) -> Any:
 
 def _groups(values: Any) -> dict[Any, np.ndarray]:
     """The rows of each ``by`` value, in order of first appearance."""
-    groups: dict[Any, list[int]] = {}
-    for i, value in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
-        groups.setdefault(_group_key(value), []).append(i)
-    return {key: np.asarray(rows, dtype=np.intp) for key, rows in groups.items()}
+    objects = _objects(values)
+    try:
+        codes, uniques = pd.factorize(objects)  # missing values (None, NaN) get -1
+    except TypeError:  # unhashable values (lists): one at a time
+        groups: dict[Any, list[int]] = {}
+        for i, value in enumerate(objects.tolist()):
+            groups.setdefault(_group_key(value), []).append(i)
+        return {key: np.asarray(rows, dtype=np.intp) for key, rows in groups.items()}
+    keys = [*map(_group_key, uniques.tolist()), None]  # (codes -1 index the last one: missing)
+    ids: dict[Any, int] = {}
+    group_of_code = np.array([ids.setdefault(key, len(ids)) for key in keys], dtype=np.intp)
+    group = group_of_code[codes]
+    rows = np.split(np.argsort(group, kind="stable"), np.cumsum(np.bincount(group, minlength=len(ids)))[:-1])
+    found = [(int(rows[i][0]), key, rows[i]) for key, i in ids.items() if len(rows[i])]
+    return {key: index for _, key, index in sorted(found, key=lambda item: item[0])}
 
 
 def thin(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:

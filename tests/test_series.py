@@ -60,6 +60,31 @@ def test_numbers_and_numeric_strings_are_plotted_anything_else_skipped():
     assert points.x.dtype == points.y.dtype == np.float64  # sent as binary buffers
 
 
+def test_a_column_of_numbers_numeric_strings_and_gaps_is_plotted_booleans_still_skipped():
+    """The values an open batch gives (Python objects): converted in one pass when they are all
+    numbers, numeric strings or missing; booleans (0 and 1 to numpy) are still not plotted."""
+    chart = SeriesSet(["px"])
+    values = [1, 2.5, "67000.10", True, None, False, 0, float("nan"), 1.0, "-1"]
+    add_rows(chart, rows(values))
+    (points,) = chart.take_new()
+    assert list(points.y) == [1.0, 2.5, 67000.1, 0.0, 1.0, -1.0]
+    assert list(points.x) == [(T0 + i * 1_000_000) / 1e6 for i in (0, 1, 2, 6, 8, 9)]
+
+
+def test_by_values_of_any_kind_make_one_series_each_in_order_of_appearance():
+    chart = SeriesSet(["px"], by="s")
+    by_values = ["A", ["x"], "A", None, 7.0, 7, ["x"], float("nan"), {"k": 1}, "A"]
+    add_rows(chart, [(T0 + i, {"s": s, "px": i}) for i, s in enumerate(by_values)])
+    new = as_lists(chart.take_new())
+    assert list(new) == [("px", "A"), ("px", "['x']"), ("px", None), ("px", 7), ("px", "{'k': 1}")]
+    assert [y for _, _, y in new.values()] == [[0, 2, 9], [1, 6], [3, 7], [4, 5], [8]]
+    hashable = SeriesSet(["px"], by="s")  # (numpy groups these without a loop per row)
+    add_rows(hashable, [(T0 + i, {"s": s, "px": i}) for i, s in enumerate(["B", None, 7.0, "B", 7, True, 1])])
+    new = as_lists(hashable.take_new())
+    assert list(new) == [("px", "B"), ("px", None), ("px", 7), ("px", True)]
+    assert [y for _, _, y in new.values()] == [[0, 3], [1], [2, 4], [5, 6]]
+
+
 def test_one_series_per_column_and_per_value_of_by_as_values_appear():
     chart = SeriesSet(["bid", "ask"], by="symbol")
     add_rows(chart, [(T0, {"symbol": "AAPL", "bid": 1, "ask": 2})])
