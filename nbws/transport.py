@@ -221,7 +221,7 @@ def describe_connect_failure(exc: BaseException, url: str, open_timeout: float |
     if isinstance(exc, InvalidHandshake):
         return f"{url} did not answer with a WebSocket handshake ({exc}); is it a WebSocket endpoint?"
     if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host {parts.hostname!r}; check the URL"
+        return f"cannot resolve host {parts.hostname!r}; check the URL, and that this machine is online"
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused by {where}; is the server running?"
     if isinstance(exc, TimeoutError):

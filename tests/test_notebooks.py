@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
-from kernel import Kernel
+from offline import run_tutorials
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -19,20 +18,17 @@ def test_there_are_tutorials():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_top_to_bottom(path, tmp_path):
-    """Run All, as a user would: no cell errors, no error output; committed without outputs."""
+def test_notebook_runs_top_to_bottom_offline(path, tmp_path):
+    """Run All, as a user on a machine that is offline would (only loopback reachable): no cell
+    errors, no error output, and each cell tagged ``internet`` says it was skipped; committed
+    without outputs."""
     nb = nbformat.read(path, as_version=4)
     assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
-    # Cells that need the internet are tagged; CI has none (each has a demo-server twin).
-    nb.cells = [cell for cell in nb.cells if "internet" not in cell.metadata.get("tags", [])]
-    kernel = Kernel(tmp_path)
-    try:
-        client = NotebookClient(nb, km=kernel.manager, timeout=60, allow_errors=False)
-        client.kc = kernel.client
-        client.execute(cleanup_kc=False)
-    finally:
-        kernel.shutdown()
-    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    (executed,) = run_tutorials(sys.executable, tmp_path, [path], timeout=300)
+    nb = nbformat.read(executed, as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code)  # every cell ran
+    outputs = [out for cell in code for out in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
     texts = "".join(o.get("text", "") for o in outputs) + "".join(
@@ -47,6 +43,20 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     }[path.name]
     for text in expected:
         assert text in texts, text
+    charts = {"02-streaming-into-pandas.ipynb": 2, "03-panel-and-magics.ipynb": 1}.get(path.name, 0)
+    assert sum(_is_chart(o) for o in outputs) == charts
+    for cell in code:
+        if "internet" in cell.metadata.get("tags", []):
+            said = "".join(o.get("text", "") for o in cell.outputs)
+            assert said.startswith("skipped, this cell needs the internet: cannot resolve host"), said
+
+
+def _is_chart(output) -> bool:
+    """A displayed LiveChart (its text form names it)."""
+    data = output.get("data", {})
+    return "application/vnd.jupyter.widget-view+json" in data and "nbws.LiveChart" in data.get(
+        "text/plain", ""
+    )
 
 
 def test_internet_cells_are_tagged():
@@ -59,7 +69,8 @@ def test_internet_cells_are_tagged():
 
 @pytest.mark.timeout(300)
 def test_a_tutorial_runs_all_in_jupyterlab(tmp_path):
-    """03 with Run All in a real JupyterLab in headless Chromium: every cell runs, no error output."""
+    """03 with Run All in a real JupyterLab in headless Chromium: every cell runs, no error output,
+    the panels and the chart are shown."""
     import shutil
 
     from lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JupyterLab, chromium_available, run_all_cells
@@ -100,6 +111,10 @@ def test_a_tutorial_runs_all_in_jupyterlab(tmp_path):
             page.screenshot(path=str(ARTIFACTS / "tutorial-03.png"))
             assert errors.count() == 0, errors.all_inner_texts()
             assert page.locator(".nbws-head").count() >= 3  # feed, echo, feed again (closed)
+            assert page.locator(".nbws-chart-canvas").count() == 1  # %ws_plot's chart
+            chart = page.locator(".nbws-chart").first
+            chart.scroll_into_view_if_needed()
+            chart.screenshot(path=str(ARTIFACTS / "tutorial-03-chart.png"))
             assert "closed 4000 done for now" in page.inner_text(".jp-Notebook")
             browser.close()
     finally:
