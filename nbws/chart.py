@@ -146,9 +146,9 @@ class LiveChart(anywidget.AnyWidget):
             ident = self._ids.setdefault(p.key, len(self._ids))
             series.append([ident, p.label, len(p.x), p.since])
         content = {"type": kind, "series": series}
-        buffers = [
-            np.concatenate([p.x for p in points]).astype("<f8"),
-            np.concatenate([p.y for p in points]).astype("<f8"),
+        buffers = [  # (empty ones for a view that asks before there is any point)
+            np.concatenate([np.empty(0), *(p.x for p in points)]).astype("<f8"),
+            np.concatenate([np.empty(0), *(p.y for p in points)]).astype("<f8"),
         ]
         self.send(content, [memoryview(b) for b in buffers])
         return len(dumps(content)) + sum(b.nbytes for b in buffers) + UPDATE_OVERHEAD

@@ -209,6 +209,17 @@ def test_a_view_that_attaches_later_gets_the_window_then_only_newer_points(serve
     assert len(later) == 50 and min(x for x, _ in later) > max(x for x, _ in window)
 
 
+def test_a_view_that_attaches_before_any_point_gets_an_empty_window(servers):
+    ws = nbws.connect(servers.websocket(on_request(ticks()))).wait_open(5)
+    chart = ws.plot("price")
+    traffic = Traffic(chart)
+    chart._handle_custom_msg({"type": "sync"}, [])
+    ((_, content, buffers),) = traffic.updates("window")
+    assert content["series"] == [] and [len(b) for b in buffers] == [0, 0]
+    ws.send("5")
+    wait_for(lambda: len(traffic.points().get("price", [])) == 5, 10)
+
+
 def _pairs(content, buffers):
     return list(zip(np.frombuffer(buffers[0], "<f8"), np.frombuffer(buffers[1], "<f8")))
 
