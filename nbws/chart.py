@@ -129,7 +129,8 @@ class LiveChart(anywidget.AnyWidget):
             if self._budget.allows(now, [UPDATE_OVERHEAD]):
                 points = self.series.take_new(limit=POINTS_PER_UPDATE)
                 if points:
-                    self._budget.spend(now, [self._send_points("points", points)])
+                    size = self._send_points("points", points)
+                    self._budget.spend(time.monotonic(), [size])  # (when sent: see Panel._draw)
                     sent = True
             else:
                 return False  # over budget: the points wait for the next tick

@@ -303,7 +303,9 @@ class Panel(widgets.VBox):
             return False  # over budget: try again on the next tick
         for widget, name, value in changes:
             setattr(widget, name, value)
-        self._budget.spend(now, sizes)
+        # Charged when sent, not when allowed: so no second of sends, as IOPub sees them, holds
+        # more than the budget (sending takes a moment).
+        self._budget.spend(time.monotonic(), sizes)
         # The timer may stop once closed and drawn: nothing will change without a user action.
         return not changes and self.ws.ready_state == CLOSED
 
