@@ -23,6 +23,13 @@ class Series {
 
   get length() { return this.end - this.start; }
 
+  /** A copy of the kept points (what a paused view keeps showing). */
+  copy() {
+    const copied = new Series(this.id, this.label, capacityFor(this.length));
+    copied.append(this.x, this.y, this.start, this.length);
+    return copied;
+  }
+
   append(xs, ys, from, count) {
     if (count <= 0) return;
     if (this.end + count > this.x.length) {
@@ -433,6 +440,9 @@ function createView(store, model, el) {
   const dom = buildDom(el), { canvas, overlay, legend } = dom;
   const hidden = new Set(); // series ids this view does not draw
   let paused = false, needChart = true, needReadout = false, frame = 0;
+  let frozen = null; // while paused: copies of the series as they were (hiding one, a resize or
+  // a theme change still redraws them; new points wait for Resume)
+  const shownSeries = () => frozen ?? sortedSeries(store);
   let geom = null, theme = null, mouse = null, legendKey = "", lastWidth = -1;
 
   function schedule(chart) {
@@ -443,7 +453,7 @@ function createView(store, model, el) {
 
   function onFrame() {
     frame = 0;
-    if (needChart && !paused) drawChart();
+    if (needChart) drawChart();
     if (needReadout) drawOverlay();
   }
 
@@ -456,7 +466,7 @@ function createView(store, model, el) {
     theme = readTheme(el);
     ctx.fillStyle = theme.bg;
     ctx.fillRect(0, 0, width, height);
-    const all = sortedSeries(store), range = xRangeOf(all, Number(model.get("window_ms")) || 0);
+    const all = shownSeries(), range = xRangeOf(all, Number(model.get("window_ms")) || 0);
     geom = range && drawPlot(ctx, theme, width, height, range, all.filter((s) => !hidden.has(s.id)));
     if (!range && !waitingText(model)) {
       Object.assign(ctx, { font: `13px ${theme.font}`, fillStyle: theme.muted, textAlign: "center", textBaseline: "middle" });
@@ -473,7 +483,7 @@ function createView(store, model, el) {
     if (!overlay.width || !theme) return;
     const ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
-    drawReadout(ctx, geom, theme, mouse, sortedSeries(store).filter((s) => !hidden.has(s.id)));
+    drawReadout(ctx, geom, theme, mouse, shownSeries().filter((s) => !hidden.has(s.id)));
   }
 
   function updateLegend(all) {
@@ -492,7 +502,7 @@ function createView(store, model, el) {
 
   function toggle(id) {
     if (!hidden.delete(id)) hidden.add(id);
-    updateLegend(sortedSeries(store));
+    updateLegend(shownSeries());
     schedule(true);
   }
 
@@ -503,6 +513,7 @@ function createView(store, model, el) {
 
   dom.button.addEventListener("click", () => {
     paused = !paused;
+    frozen = paused ? sortedSeries(store).map((s) => s.copy()) : null;
     dom.button.textContent = paused ? "Resume" : "Pause";
     el.dataset.paused = String(paused);
     if (!paused) { needChart = true; onFrame(); } // draws at once, not on the next frame
@@ -518,11 +529,12 @@ function createView(store, model, el) {
   themeWatch.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
 
   const redraw = () => schedule(true);
+  const onData = () => { if (!paused) redraw(); };
   const setHeight = () => { canvas.style.height = `${chartHeight(model)}px`; redraw(); };
   const handlers = [["change:title", updateHeader], ["change:waiting", () => { updateHeader(); redraw(); }],
     ["change:window_ms", redraw], ["change:height", setHeight]];
   for (const [name, cb] of handlers) model.on(name, cb);
-  store.listeners.add(redraw);
+  store.listeners.add(onData);
   updateHeader();
   setHeight();
 
@@ -531,7 +543,7 @@ function createView(store, model, el) {
     frame = 0;
     observer.disconnect();
     themeWatch.disconnect();
-    store.listeners.delete(redraw);
+    store.listeners.delete(onData);
     for (const [name, cb] of handlers) model.off(name, cb);
     dom.root.remove();
   };

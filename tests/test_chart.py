@@ -459,6 +459,29 @@ DRAWN_JS = f"""(least) => {{
 CHART_MESSAGE = rb'"method":\s*"custom",\s*"content":\s*\{"type":\s*'
 SYNC_FRAME = re.compile(CHART_MESSAGE + rb'"sync"')
 WINDOW_FRAME = re.compile(CHART_MESSAGE + rb'"window",\s*"series":\s*(\[.*?\]\])')
+POINTS_FRAME = re.compile(CHART_MESSAGE + rb'"points"')
+# Resolves after the page has drawn two more frames: whatever a message or a click scheduled
+# (charts draw in requestAnimationFrame) is on screen by then.
+FRAMES_DRAWN_JS = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+# The pixels a view's hover readout covers (it is drawn on a transparent canvas over the chart).
+READOUT_PIXELS_JS = """() => {
+  const o = document.querySelector('.nbws-chart-overlay');
+  const d = o.getContext('2d').getImageData(0, 0, o.width, o.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+  return n;
+}"""
+DARK_THEME_JS = (
+    "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+)
+# The mean brightness (0-255) of the chart's canvas: its background dominates.
+BRIGHTNESS_JS = """() => {
+  const c = document.querySelector('.nbws-chart-canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let sum = 0;
+  for (let i = 0; i < d.length; i += 4) sum += (d[i] + d[i + 1] + d[i + 2]) / 3;
+  return sum / (d.length / 4);
+}"""
 
 # Jupyter Notebook 7 (seen with 7.6.5), at page load, before any cell runs: its shortcuts plugin
 # reads registry.plugins[shortcuts.id].schema when another plugin's settings load first, a race
@@ -477,6 +500,7 @@ class BrowserLog:
         self.dialogs: list[str] = []
         self.syncs = 0  # window requests the page sent
         self.windows: list[int] = []  # the points of each window the page received
+        self.updates = 0  # point updates the page received
         page.on("console", self._console)
         page.on("pageerror", self._page_error)
         page.on("dialog", self._dialog)
@@ -514,8 +538,10 @@ class BrowserLog:
         self.syncs += len(SYNC_FRAME.findall(payload.encode() if isinstance(payload, str) else payload))
 
     def _received(self, payload: str | bytes) -> None:
-        for series in WINDOW_FRAME.findall(payload.encode() if isinstance(payload, str) else payload):
+        data = payload.encode() if isinstance(payload, str) else payload
+        for series in WINDOW_FRAME.findall(data):
             self.windows.append(sum(count for _, _, count, _ in json.loads(series)))
+        self.updates += len(POINTS_FRAME.findall(data))
 
 
 def differing_pixels(png_a: bytes, png_b: bytes) -> int:
@@ -622,7 +648,48 @@ def test_live_chart_in_the_browser(app, tmp_path):
             page.mouse.move(0, 0)
             page.screenshot(path=str(ARTIFACTS / f"chart-{tag}-reload.png"))
 
-            # 4. Nothing went wrong in the browser, from the first page load to here.
+            # 4. What a user does with it, on the first chart: pause, hover, hide a series, resume,
+            #    and a dark theme.
+            chart_box = page.locator(".nbws-chart").first
+            pause = chart_box.locator(".nbws-chart-pause")
+            pause.click()
+            assert pause.inner_text() == "Resume"
+            paused = canvas.screenshot()
+            updates = log.updates
+            deadline = time.monotonic() + 30
+            while log.updates < updates + 4:  # points keep arriving at the page (polled: playwright
+                # delivers the websocket's events while it waits)
+                assert time.monotonic() < deadline, "no point updates reached the paused page"
+                page.wait_for_timeout(50)
+            page.evaluate(FRAMES_DRAWN_JS)
+            assert differing_pixels(paused, canvas.screenshot()) == 0, "a paused chart was redrawn"
+            box = canvas.bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+            page.evaluate(FRAMES_DRAWN_JS)
+            assert page.evaluate(READOUT_PIXELS_JS) > 500, "no readout where the mouse hovers"
+            chart_box.screenshot(path=str(ARTIFACTS / f"chart-{tag}-hover.png"))
+            page.mouse.move(0, 0)
+            page.evaluate(FRAMES_DRAWN_JS)
+            assert page.evaluate(READOUT_PIXELS_JS) == 0, "the readout stayed after the mouse left"
+            item = chart_box.locator(".nbws-chart-legend-item").first
+            item.click()
+            page.evaluate(FRAMES_DRAWN_JS)
+            assert item.get_attribute("aria-pressed") == "false"
+            assert differing_pixels(paused, canvas.screenshot()) >= 100, "hiding a series changed nothing"
+            item.click()
+            shown = [c["points"] for c in charts()]
+            pause.click()
+            assert pause.inner_text() == "Pause"
+            wait_drawn([shown[0] + 1, 1], "after resume")  # the points that arrived meanwhile, and more
+            light = page.evaluate(BRIGHTNESS_JS)
+            page.evaluate(DARK_THEME_JS)
+            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+            page.evaluate(FRAMES_DRAWN_JS)
+            dark = page.evaluate(BRIGHTNESS_JS)
+            assert light > 200 and dark < 80, f"the chart's brightness: {light:.0f} light, {dark:.0f} dark"
+            chart_box.screenshot(path=str(ARTIFACTS / f"chart-{tag}-dark.png"))
+
+            # 5. Nothing went wrong in the browser, from the first page load to here.
             assert log.errors == [], "\n".join(log.errors)
             assert log.dialogs == [], log.dialogs
             browser.close()
