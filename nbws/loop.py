@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
+
+# concurrent.futures.thread, imported now on the importing thread: its first import registers an
+# exit hook, which fails once the interpreter has begun to exit ("can't register atexit after
+# shutdown"), and pandas and pyarrow import it lazily, on this module's loop thread too, where
+# that can happen while a script ends.
+import concurrent.futures.thread
 import sys
 import threading
 import traceback
