@@ -24,10 +24,6 @@ import anywidget
 import numpy as np
 import traitlets
 
-# The chart's ticks read the frame's buffers (pandas): imported now, on the caller's thread, not
-# in the first tick on the loop thread (where it would hold up the ticks of every front-end, and
-# race the exit of a script that ends at once: see nbws.loop).
-from . import framebuffer  # noqa: F401
 from .budget import UpdateBudget
 from .jsontext import dumps
 from .redraw import RedrawTimer

@@ -41,7 +41,7 @@ def offline(argv: list[str]) -> list[str]:
 def run_tutorials(python: str, out_dir: Path, notebooks: list[Path], **run: object) -> list[Path]:
     """Run All on ``notebooks`` offline, with ``python``'s kernel; the executed notebooks."""
     command = offline([python, str(Path(__file__).resolve()), str(out_dir), *map(str, notebooks)])
-    result = subprocess.run(command, capture_output=True, text=True, **run)  # type: ignore[call-overload]
+    result = subprocess.run(command, capture_output=True, text=True, **run)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert result.stdout.split() == [word for path in notebooks for word in ("ran", path.name)], result.stdout
     return [out_dir / path.name for path in notebooks]
