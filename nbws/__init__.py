@@ -18,7 +18,7 @@ from .client import (
     connect,
     connections,
 )
-from .errors import ConnectError, ConnectionClosedError, JSONDecodeError, NbwsError
+from .errors import ArchiveError, ConnectError, ConnectionClosedError, JSONDecodeError, NbwsError
 from .events import CloseEvent, ErrorEvent, MessageEvent, OpenEvent
 from .replay import replay
 
@@ -30,6 +30,7 @@ __all__ = [
     "connections",
     "close_all",
     "replay",
+    "read",
     "ReadyState",
     "CONNECTING",
     "OPEN",
@@ -43,8 +44,18 @@ __all__ = [
     "ConnectError",
     "ConnectionClosedError",
     "JSONDecodeError",
+    "ArchiveError",
     "LiveChart",
 ]
+
+
+def read(path, start=None, end=None, *, not_json=False):
+    """The rows archived at ``path`` (``archive=PATH``, ``nbws record --out PATH``) as a
+    DataFrame with the columns and ``received_at`` index of ``ws.frame``; see
+    ``nbws.archiveread.read`` (pandas and pyarrow are imported only now)."""
+    from .archiveread import read as read_archive
+
+    return read_archive(path, start, end, not_json=not_json)
 
 
 def __getattr__(name: str):

@@ -72,6 +72,8 @@ class WebSocket:
         ping_timeout: float | None = 20.0,
         max_size: int | None = MAX_MESSAGE_SIZE,
         reconnect_delay: tuple[float, float] = RECONNECT_DELAY,
+        archive: str | PathLike | None = None,
+        archive_every: float | timedelta = 60.0,
     ) -> None:
         self.url = validate_url(url)
         self._shown = redact_url(self.url)  # the URL that messages and repr show: no secrets
@@ -102,6 +104,14 @@ class WebSocket:
             secrets=secrets_of(self.url, header_list),
         )
         self._store = MessageStore(max_rows)
+        self._archive: Any = None
+        if archive is not None:
+            from .archive import Archive  # pyarrow's writer, only for connections that archive
+
+            self._archive = Archive(
+                archive, archive_every, seal=self._store.seal_now, report=self._archive_failed
+            )
+            self._store.archive = self._archive
         self._machine = Machine(policy, self.url)
         origin = contextvars.copy_context()  # background failures are printed where it was made
         hold = None if nbws_loop.in_loop_thread() else Hold()
@@ -123,6 +133,8 @@ class WebSocket:
         self._seen_closed = False
         self.name, older = registry.claim(self, name)
         self._connection.add_state_hook(self._released_when_closed)
+        if self._archive is not None:
+            self._connection.add_state_hook(lambda: self._archive.on_state(self._machine.state == CLOSED))
         if older is not None:
             older.close()  # re-running a cell replaces its connection
         self._connection.start()
@@ -196,10 +208,20 @@ class WebSocket:
         """Counters: received, sent, bytes, parse and listener errors, reconnects, rate (msg/s).
 
         With ``reconnect=True``: ``reconnecting`` (waiting to reconnect or reconnecting now) and
-        ``attempts`` (failed attempts since the connection was last open).
+        ``attempts`` (failed attempts since the connection was last open). With ``archive=``:
+        ``archived`` (rows written to it), ``archived_not_json`` (messages that are not JSON),
+        ``archive_files`` and ``archive_errors`` (files that could not be written).
         """
         store, machine, connection = self._store, self._machine, self._connection
         state = machine.state
+        archive = self._archive
+        if archive is not None:
+            archived = {
+                "archived": archive.rows,
+                "archived_not_json": archive.messages,
+                "archive_files": archive.files,
+                "archive_errors": archive.errors,
+            }
         return {
             "state": state.name,
             "received": store.received,
@@ -212,6 +234,7 @@ class WebSocket:
             "reconnecting": machine.reconnecting,
             "attempts": machine.attempts,
             "rate": 0.0 if state == CLOSED else store.rate(time.time_ns(), since_ns=connection.opened_at_ns),
+            **(archived if archive is not None else {}),
         }
 
     def add_state_hook(self, hook: Callable[[], Any]) -> Callable[[], None]:
@@ -301,11 +324,41 @@ class WebSocket:
         ``TimeoutError`` if still not closed after ``timeout`` seconds.
         """
         self._let_go()
+        deadline = None if timeout is None else time.monotonic() + timeout
         if not self._connection.wait(self._fully_closed, timeout):
             raise TimeoutError(f"{self._shown} is still {self._machine.state.name} after {timeout}s")
+        self._wait_archived(deadline)
         close = self._machine.close_event
         assert close is not None
         return close
+
+    def _wait_archived(self, deadline: float | None) -> None:
+        """Once closed, wait until the archive holds every row (all was handed over on closing)."""
+        if self._archive is not None and self._machine.state == CLOSED and not nbws_loop.in_loop_thread():
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._archive.wait_written(timeout):
+                raise TimeoutError(
+                    f"the archive at {self._archive.path} is still being written after {timeout}s"
+                )
+
+    def flush_archive(self, timeout: float | None = None) -> None:
+        """Write every row received so far to the archive (``archive=``) now, and wait until it
+        is written, so that ``nbws.read`` sees it; ``TimeoutError`` after ``timeout`` seconds."""
+        if self._archive is None:
+            raise ValueError(f"connection {self.name!r} has no archive; connect with archive=PATH")
+        if nbws_loop.in_loop_thread():
+            raise RuntimeError("flush_archive() waits for the loop thread: call it outside listeners")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        nbws_loop.submit(_run(self._archive.seal_and_rotate)).result(timeout)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._archive.wait_written(remaining):
+            raise TimeoutError(f"the archive at {self._archive.path} is still being written after {timeout}s")
+
+    def _archive_failed(self, error: Exception) -> None:
+        """A file of the archive could not be written (writer thread): an error event, never silent."""
+        event = ErrorEvent(error, str(error))
+        if not nbws_loop.call_soon_if_running(self._dispatcher.emit, "error", event):
+            self._dispatcher.emit("error", event)  # (exiting: no loop thread to deliver it)
 
     def wait_closed_until(self, deadline: float) -> bool:
         """Whether it is closed by ``deadline`` (``time.monotonic()``); for closing many at once."""
@@ -406,6 +459,8 @@ class WebSocket:
             deadline = time.monotonic() + CLOSE_TIMEOUT + 1
             if not self.wait_closed_until(deadline):
                 self.drop("nbws dropped the connection: its closing handshake did not finish in time")
+                self.wait_closed_until(time.monotonic() + 1)
+            self._wait_archived(None)
 
     def request_close(self, code: int = 1000, reason: str = "") -> None:
         """Start closing without waiting (for closing many connections together)."""
@@ -536,6 +591,10 @@ class WebSocket:
             "model_id": panel.model_id,
         }
         return bundle
+
+
+async def _run(fn: Callable[[], Any]) -> Any:
+    return fn()
 
 
 def connect(url: str, **kwargs: Any) -> WebSocket:

@@ -5,6 +5,7 @@ The tree::
     NbwsError
     ├── ConnectError             the opening handshake failed (refused, DNS, HTTP status, TLS, timeout)
     ├── ConnectionClosedError    send/recv on a connection that is closed
+    ├── ArchiveError             a file of the archive (``archive=``) could not be written
     └── JSONDecodeError          a message is not JSON (also a ValueError)
 
 Invalid arguments (a URL without ws:// or wss://, a close code out of range) raise the builtin
@@ -13,7 +14,7 @@ Invalid arguments (a URL without ws:// or wss://, a close code out of range) rai
 
 from __future__ import annotations
 
-__all__ = ["NbwsError", "ConnectError", "ConnectionClosedError", "JSONDecodeError"]
+__all__ = ["NbwsError", "ConnectError", "ConnectionClosedError", "ArchiveError", "JSONDecodeError"]
 
 
 class NbwsError(Exception):
@@ -36,6 +37,10 @@ class ConnectionClosedError(NbwsError):
         super().__init__(message)
         self.code = code
         self.reason = reason
+
+
+class ArchiveError(NbwsError):
+    """Rows could not be written to the archive (a full disk, a folder made read-only)."""
 
 
 class JSONDecodeError(NbwsError, ValueError):

@@ -168,10 +168,10 @@ class MessageLog:
         if len(times) >= self.chunk_size:
             self._seal()
 
-    def _seal(self) -> None:
+    def _seal(self, force: bool = False) -> None:
         data, times = self._data, self._times
         with collector.paused():
-            rows = self._sealing(data, times)
+            rows = self._sealing(data, times, force)
         sealed = _Sealed(self._first_seq, data, times)
         with self._lock:
             # Messages of the chunk nobody parsed were all JSON objects (Arrow's reader took them).
@@ -194,9 +194,10 @@ class MessageLog:
 
     # Hooks for the frame side (MessageStore): what becomes of a sealed chunk's messages.
 
-    def _sealing(self, data: list, times: list[int]) -> Any:
-        """Turn a chunk's payloads into rows (loop thread, no lock held). Whatever it does not
-        parse (``_chunk_values``) must be JSON objects: those are not counted as parse errors."""
+    def _sealing(self, data: list, times: list[int], force: bool) -> Any:
+        """Turn a chunk's payloads into rows (loop thread, no lock held); ``force``: no rows may
+        wait for later chunks. Whatever it does not parse (``_chunk_values``) must be JSON
+        objects: those are not counted as parse errors."""
         self._chunk_values()
 
     def _chunk_values(self) -> list:

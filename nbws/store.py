@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import collector
-from .messagelog import DEFAULT_CHUNK_SIZE, MessageLog, json_rows
+from .messagelog import DEFAULT_CHUNK_SIZE, NOT_JSON, MessageLog, json_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -160,12 +160,15 @@ class MessageStore(MessageLog):
         self._buffer: FrameBuffer | None = None
         self._cache: tuple[int, pd.DataFrame] | None = None
         self._arrow: Any = None  # the ArrowChunkReader, once a chunk needs it
+        self.archive: Any = None  # an nbws.archive.Archive that gets every sealed row (archive=)
+        self._open_texts: list[list] = []  # with an archive: the payloads of _open_objects' chunks
 
     # -- sealed chunks (loop thread) -------------------------------------------------------
 
-    def _sealing(self, data: list, times: list[int]) -> tuple[list[_Rows], list]:
+    def _sealing(self, data: list, times: list[int], force: bool) -> tuple[list[_Rows], list]:
         """The rows ready to move into the buffers, and the chunks of objects still open. Where
-        batches of objects end depends only on the messages, never on when frames are asked for."""
+        batches of objects end depends only on the messages (and on ``seal_now``), never on
+        when frames are asked for."""
         from .arrowchunk import ArrowChunkReader
 
         objects = self._open_objects
@@ -175,16 +178,61 @@ class MessageStore(MessageLog):
                 self._arrow = ArrowChunkReader()
             table = self._arrow.read(data)
             if table is not None:
-                return [*self._objects_rows(objects), _Rows(times, table=table)], []
-        objects = [*objects, (times, self._chunk_values())]
-        if len(objects) >= self._object_batch:
-            return self._objects_rows(objects), []
+                ready = self._archived(self._objects_rows(objects), objects, self._open_texts)
+                self._open_texts = []
+                return [*ready, *self._archived([_Rows(times, table=table)])], []
+        values = self._chunk_values()
+        texts = self._open_texts
+        if self.archive is not None:
+            texts = [*texts, data]
+            if self._open_errors:
+                others = [(t, d) for t, d, v in zip(times, data, values) if v is NOT_JSON]
+                self.archive.add_not_json([t for t, _ in others], [d for _, d in others])
+        objects = [*objects, (times, values)]
+        if force or len(objects) >= self._object_batch:
+            self._open_texts = []
+            return self._archived(self._objects_rows(objects), objects, texts), []
+        self._open_texts = texts
         return [], objects
 
     @staticmethod
     def _objects_rows(objects: list[tuple[list[int], list[Any]]]) -> list[_Rows]:
         frame, times = _objects_frame(objects)
         return [] if frame is None else [_Rows(times, frame=frame)]
+
+    def _archived(
+        self, ready: list[_Rows], objects: list | None = None, texts: list | None = None
+    ) -> list[_Rows]:
+        """``ready``, also handed to the archive if there is one; a batch of objects with the
+        text of its messages (``texts``: the payloads of each chunk of ``objects``)."""
+        archive = self.archive
+        if archive is None:
+            return ready
+        for rows in ready:
+            if rows.table is not None:
+                archive.add_rows(rows.table, rows.times)
+            else:  # (the text of the JSON messages: those the frame has a row for)
+                row_texts = [
+                    d
+                    for (_, values), data in zip(objects, texts)
+                    for d, v in zip(data, values)
+                    if v is not NOT_JSON
+                ]
+                archive.add_rows(rows.frame, rows.times, row_texts)
+        return ready
+
+    def seal_now(self) -> None:
+        """Seal the open chunk however short, and the chunks of objects waiting for the next,
+        so that the archive gets every row received so far (loop thread)."""
+        if self._times:
+            self._seal(force=True)
+        elif self._open_objects:
+            objects, texts, self._open_texts = self._open_objects, self._open_texts, []
+            with collector.paused():
+                ready = self._archived(self._objects_rows(objects), objects, texts)
+            with self._lock:
+                self._sealed_rows((ready, []))
+                self._trim()
 
     def _sealed_rows(self, rows: tuple[list[_Rows], list]) -> None:
         ready, self._open_objects = rows

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
+import hashlib
+import re
 import threading
 from collections.abc import Iterator
 
@@ -68,6 +71,33 @@ class LoopServer:
             return server.sockets[0].getsockname()[1]
 
         return self.run(start())
+
+    def stream(self, payloads: list[bytes]) -> str:
+        """A server that answers the handshake, then sends ``payloads`` as text frames as fast as
+        the socket takes them (written pre-encoded: millions in seconds), then closes with 1000;
+        returns the ``ws://`` URL."""
+        parts = []
+        for payload in payloads:
+            n = len(payload)
+            size = bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big")
+            parts.append(b"\x81" + size + payload)
+        frames = b"".join(parts) + b"\x88\x02\x03\xe8"
+
+        async def serve(reader, writer):
+            request = await reader.readuntil(b"\r\n\r\n")
+            key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", request).group(1)
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            view = memoryview(frames)
+            for start in range(0, len(view), 1 << 20):
+                writer.write(view[start : start + (1 << 20)])
+                await writer.drain()
+            await asyncio.wait_for(reader.read(1 << 16), 30)  # the client's close frame
+
+        return f"ws://127.0.0.1:{self.tcp(serve)}"
 
     def silent(self, seconds: float = 5) -> int:
         """A TCP server that accepts and never answers (a stalled handshake); returns its port."""

@@ -1,0 +1,202 @@
+"""nbws.archive: ``archive=PATH`` writes every row into a Hive-partitioned Parquet dataset.
+
+Connections stream from the real demo server on 127.0.0.1; the archive is read back with
+``nbws.read`` (its own tests are in test_archiveread) and compared with ``ws.frame``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import nbws
+from nbws.archive import INCOMING_DIR, NOT_JSON_DIR, Archive, partition
+from nbws.columns import chunk_frame
+
+HOUR_NS = 3_600 * 10**9
+
+
+def parquet_files(root: Path) -> list[Path]:
+    """The files of the dataset a query engine sees (``date=*/hour=*/*.parquet``)."""
+    return sorted(root.glob("date=*/hour=*/*.parquet"))
+
+
+def wait_until(condition, timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_every_row_of_a_stream_is_archived_and_reads_back_as_the_frame(demo, tmp_path):
+    ws = nbws.connect(f"{demo.url}/ticker?rate=0&count=20000", archive=tmp_path)
+    ws.wait_closed(60)  # (waits for the archive too)
+    pd.testing.assert_frame_equal(nbws.read(tmp_path), ws.frame)
+    stats = ws.stats
+    assert stats["archived"] == 20_000 and stats["archive_errors"] == 0
+    files = parquet_files(tmp_path)
+    assert len(files) == stats["archive_files"] >= 1
+    first = pd.Timestamp(ws.frame.index[0])
+    assert files[0].parent.relative_to(tmp_path).as_posix() == first.strftime("date=%Y-%m-%d/hour=%H")
+    assert not list((tmp_path / INCOMING_DIR).iterdir())  # nothing half-written is left
+
+
+def test_with_max_rows_the_frame_stays_small_and_the_archive_keeps_everything(demo, tmp_path):
+    ws = nbws.connect(f"{demo.url}/book?rate=0&count=6000&levels=5", max_rows=100, archive=tmp_path)
+    ws.wait_closed(60)
+    archived = nbws.read(tmp_path)
+    assert len(ws.frame) == 100 and len(archived) == 6000
+    assert archived["u"].tolist() == list(range(2, 12_001, 2))  # every diff, in order
+    pd.testing.assert_frame_equal(archived.iloc[-100:], ws.frame)
+    assert isinstance(archived["b"].iloc[0], list)
+
+
+def test_files_rotate_while_the_connection_stays_open(demo, tmp_path):
+    """archive_every: the open chunk is sealed and written each time, however few rows came."""
+    ws = nbws.connect(f"{demo.url}/ticker?rate=50", archive=tmp_path, archive_every=0.2)
+    wait_until(lambda: len(parquet_files(tmp_path)) >= 3, what="three rotations")
+    assert ws.ready_state == nbws.OPEN
+    ws.close()
+    rows = nbws.read(tmp_path)
+    assert rows["seq"].tolist() == list(range(1, len(ws.frame) + 1))  # none lost or repeated
+    pd.testing.assert_frame_equal(rows, ws.frame)
+
+
+def test_flush_archive_writes_what_arrived_so_far(demo, tmp_path):
+    ws = nbws.connect(f"{demo.url}/ticker?rate=200", archive=tmp_path)  # (rotation: a minute away)
+    ws.wait_for_messages(50, timeout=20)
+    ws.flush_archive(timeout=20)
+    seen = ws.stats["archived"]
+    assert seen >= 50 and len(nbws.read(tmp_path)) == seen
+    assert ws.ready_state == nbws.OPEN
+
+
+def test_messages_that_are_not_json_are_archived_too(demo, tmp_path):
+    ws = nbws.connect(f"{demo.url}/echo", archive=tmp_path).wait_open(10)
+    ws.send('{"n": 1}')
+    ws.send("not json")
+    ws.send(b"\x00\x01binary")
+    ws.send('{"n": 2}')
+    ws.wait_for_messages(4, timeout=10)
+    ws.close()
+    assert nbws.read(tmp_path)["n"].tolist() == [1, 2]
+    others = nbws.read(tmp_path, not_json=True)
+    assert others["data"].tolist() == ["not json", b"\x00\x01binary"]
+    arrived = [ws.messages[1].received_at, ws.messages[2].received_at]  # (datetimes, to the us)
+    assert [t.to_pydatetime(warn=False) for t in others.index] == arrived
+    assert ws.stats["archived_not_json"] == 2
+    assert (tmp_path / NOT_JSON_DIR).is_dir()
+    assert all(NOT_JSON_DIR not in f.parts for f in parquet_files(tmp_path))
+
+
+def test_rows_go_to_the_partition_of_the_hour_they_arrived_in(tmp_path):
+    """A batch that spans midnight is split between two dates."""
+    archive = Archive(tmp_path)
+    midnight = pd.Timestamp("2026-12-07", tz="UTC").value
+    times = np.array([midnight - 2, midnight - 1, midnight, midnight + HOUR_NS], dtype="int64")
+    archive.add_rows(chunk_frame([{"i": i} for i in range(4)]), times)
+    archive.rotate()
+    assert archive.wait_written(20)
+    folders = [f.parent.relative_to(tmp_path).as_posix() for f in parquet_files(tmp_path)]
+    assert folders == ["date=2026-12-06/hour=23", "date=2026-12-07/hour=00", "date=2026-12-07/hour=01"]
+    assert nbws.read(tmp_path)["i"].tolist() == [0, 1, 2, 3]
+    assert partition(midnight // HOUR_NS) == "date=2026-12-07/hour=00"
+
+
+def test_a_file_is_renamed_in_whole_never_seen_half_written(tmp_path):
+    """Each visible file is complete (a footer, all its rows) from the moment it appears."""
+    archive = Archive(tmp_path)
+    seen_bad: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for file in parquet_files(tmp_path):
+                try:
+                    if pq.ParquetFile(file).metadata.num_rows != 20_000:
+                        seen_bad.append(f"{file.name}: rows")
+                except Exception as exc:  # noqa: BLE001 - what a reader would have hit
+                    seen_bad.append(f"{file.name}: {exc}")
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    base = pd.Timestamp("2026-12-06 09:00", tz="UTC").value
+    try:
+        for f in range(10):
+            rows = chunk_frame([{"f": f, "i": i, "text": "x" * 50} for i in range(20_000)])
+            archive.add_rows(rows, base + f * 20_000 + np.arange(20_000))
+            archive.rotate()
+        assert archive.wait_written(60)
+    finally:
+        done.set()
+        watcher.join()
+    assert seen_bad == []
+    assert len(parquet_files(tmp_path)) == 10
+
+
+def test_a_file_that_cannot_be_written_is_reported_and_later_files_are_written(demo, tmp_path):
+    """A background failure is an error event (printed when nobody listens), never silent; the
+    stream goes on, and once the cause is gone the next rotation writes again."""
+    errors = []
+    ws = nbws.connect(f"{demo.url}/ticker?rate=100", archive=tmp_path, archive_every=0.2)
+    ws.add_event_listener("error", errors.append)
+    ws.wait_for_messages(5, timeout=20)
+    day = tmp_path / pd.Timestamp.now(tz="UTC").strftime("date=%Y-%m-%d")
+    blocker = day if not day.exists() else day / pd.Timestamp.now(tz="UTC").strftime("hour=%H")
+    if blocker.exists():
+        import shutil
+
+        shutil.rmtree(blocker)
+    blocker.write_text("a file where the archive needs a folder")
+    wait_until(lambda: errors, what="the error event")
+    assert isinstance(errors[0].error, nbws.ArchiveError)
+    assert "could not write" in errors[0].message and str(tmp_path) in errors[0].message
+    assert "\n" not in errors[0].message
+    assert ws.ready_state == nbws.OPEN and ws.stats["archive_errors"] >= 1
+    blocker.unlink()
+    written = ws.stats["archived"]
+    wait_until(lambda: ws.stats["archived"] > written, what="a file after the fix")
+    ws.close()
+
+
+def test_half_written_files_of_dead_writers_are_removed_others_kept(tmp_path):
+    incoming = tmp_path / INCOMING_DIR
+    incoming.mkdir(parents=True)
+    dead = incoming / "999999999-part-x.parquet"  # (no process has that id)
+    mine = incoming / f"{os.getpid()}-part-y.parquet"
+    dead.write_bytes(b"PAR1 half")
+    mine.write_bytes(b"PAR1 half")
+    Archive(tmp_path)
+    assert not dead.exists() and mine.exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"archive_every": 0}, "archive_every must be a positive number of seconds"),
+        ({"archive_every": "1min"}, "archive_every must be a positive number of seconds"),
+        ({"archive": "FILE"}, "cannot use it as a folder"),
+    ],
+)
+def test_bad_archive_arguments_are_one_line_errors_before_any_io(demo, tmp_path, kwargs, words):
+    (tmp_path / "FILE").write_text("x")
+    kwargs = {"archive": tmp_path / "ok", **kwargs}
+    if kwargs["archive"] == "FILE":
+        kwargs["archive"] = tmp_path / "FILE"
+    with pytest.raises(ValueError, match=words) as caught:
+        nbws.connect(f"{demo.url}/echo", **kwargs)
+    assert "\n" not in str(caught.value)
+    assert nbws.connections() == {}
+
+
+def test_flush_archive_without_an_archive_says_how_to_get_one(demo):
+    ws = nbws.connect(f"{demo.url}/echo")
+    with pytest.raises(ValueError, match="archive=PATH"):
+        ws.flush_archive()
