@@ -251,6 +251,7 @@ class Archive:
         """Append ``tables`` to the open file of ``key`` as one row group (a file of their own
         when their columns do not fit its schema); ``finish``: then rename it in."""
         file = self._files.get(key)
+        unwritten = sum(t.num_rows for t in tables)
         try:
             if tables:
                 table = pa.concat_tables(tables) if key[0] else unify(tables)
@@ -266,13 +267,14 @@ class Archive:
                     file = self._files[key] = self._open_file(key, table)
                 file.writer.write_table(table)
                 file.rows += table.num_rows
+                unwritten = 0
                 file.bytes += table.nbytes
                 if file.bytes >= MAX_FILE_BYTES:
                     finish = True
             if finish:
                 self._finish(key)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the user must hear of it
-            self._failed(key, sum(t.num_rows for t in tables), exc)
+            self._failed(key, unwritten, exc)
 
     def _open_file(self, key: tuple[bool, int], table: pa.Table) -> _OpenFile:
         not_json, hour = key

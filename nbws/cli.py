@@ -1,4 +1,5 @@
-"""The ``nbws`` command line: ``nbws serve`` runs the demo server, ``nbws tutorial`` the tutorials."""
+"""The ``nbws`` command line: ``nbws serve`` runs the demo server, ``nbws tutorial`` the tutorials,
+``nbws record`` captures a feed into an archive."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "tutorial_notebooks"]
 
@@ -64,6 +66,68 @@ def _tutorial(args: argparse.Namespace, lab_args: list[str]) -> int:
         return 0
 
 
+def _record(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .jsontext import parse_json_payload
+    from .record import Recording, parse_header, run
+    from .validate import validate_url
+
+    try:
+        validate_url(args.url)
+        sends = [parse_json_payload(text) for text in args.send]
+        headers = [parse_header(text) for text in args.header]
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.rotate <= 0 or (args.duration is not None and args.duration <= 0):
+        parser.error("--rotate and --duration take a positive number of seconds")
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {args.out}: that is a file; give a folder (created if missing)")
+    job = Recording(args.url, out, sends, headers, args.reconnect, args.rotate, args.duration)
+    return run(job)
+
+
+def _record_parser(commands: Any) -> argparse.ArgumentParser:
+    from .record import EXIT_CODES
+
+    epilog = "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+    record = commands.add_parser(
+        "record",
+        help="capture a feed into a Parquet archive (read it with nbws.read or DuckDB)",
+        description="Capture every message of URL into a Hive-partitioned Parquet dataset in "
+        "--out (date=YYYY-MM-DD/hour=HH/part-*.parquet), until SIGTERM or Ctrl-C (which write "
+        "everything received), --duration, or the end of the stream.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    record.add_argument("url", help="ws:// or wss:// URL of the feed")
+    record.add_argument("--out", required=True, help="folder of the archive (created if missing)")
+    record.add_argument(
+        "--send",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="a JSON message to send on every open, e.g. a subscription (repeatable)",
+    )
+    record.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'K: V'", help="an HTTP header (repeatable)"
+    )
+    record.add_argument(
+        "--reconnect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reconnect when the connection drops (default: yes)",
+    )
+    record.add_argument(
+        "--rotate",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="start a new file this often (default 60)",
+    )
+    record.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``nbws`` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="nbws", description="WebSockets in Jupyter notebooks.")
@@ -81,11 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     tutorial.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default: 8888)")
     tutorial.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    record = _record_parser(commands)
     args, rest = parser.parse_known_args(argv)
     if args.command == "tutorial":
         return _tutorial(args, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "record":
+        return _record(args, record)
     return _serve(args)
 
 

@@ -12,6 +12,10 @@ Routes:
   levels): ``{"e": "depthUpdate", "E": 1764130000123, "s": "BTCUSDT", "U": 1001, "u": 1002,
   "b": [["67000.10", "0.52000000"], ...], "a": [...]}``, prices and sizes as decimal strings,
   ``levels`` ``[price, size]`` pairs a side; paced like ``/ticker``.
+- ``/market?rate=10&count=0``: ticks as ``/ticker`` sends them, but only after a subscription,
+  as exchange feeds do: send ``{"op": "subscribe", "symbols": ["AAPL", "MSFT"]}`` (each is
+  answered with ``{"type": "subscribed", "symbols": [...]}``, the symbols so far); ticks come
+  for the subscribed symbols only. Something else gets ``{"type": "error", ...}`` back.
 - ``/chat``: every message is broadcast to every client on ``/chat``, sender included. A client
   that stops reading does not hold the others up; once ``CHAT_BACKLOG_LIMIT`` bytes wait for it,
   its connection is cut (it sees 1006).
@@ -43,7 +47,7 @@ from websockets.http11 import Request, Response
 
 __all__ = ["BackgroundServer", "DemoServer", "start", "serve", "run", "ROUTES", "DEMO_TOKEN"]
 
-ROUTES = ("/echo", "/ticker", "/book", "/chat", "/private", "/close", "/drop")
+ROUTES = ("/echo", "/ticker", "/market", "/book", "/chat", "/private", "/close", "/drop")
 DEMO_TOKEN = "demo-token"
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "NVDA")
 TICKER_BATCH = 200  # /ticker and /book yield to the loop after at most this many messages
@@ -90,6 +94,27 @@ async def _paced(
     await connection.close(1000, end)
 
 
+def _ticks(symbols: list[str]) -> Callable[[int], dict]:
+    """Tick number ``seq``: the symbols in turn, each price a random walk."""
+    prices: dict[str, float] = {}
+    rng = random.Random(0)
+
+    def tick(seq: int) -> dict:
+        symbol = symbols[seq % len(symbols)]
+        last = prices.get(symbol, 100.0 + 10 * symbols.index(symbol))
+        price = prices[symbol] = round(last * (1 + rng.gauss(0, 0.001)), 2)
+        return {
+            "type": "tick",
+            "seq": seq,
+            "symbol": symbol,
+            "price": price,
+            "book": {"bid": round(price - 0.01, 2), "ask": round(price + 0.01, 2)},
+            "ts": round(time.time(), 3),
+        }
+
+    return tick
+
+
 class _Demo:
     """The routes' state: the clients of /chat."""
 
@@ -110,6 +135,7 @@ class _Demo:
             "/echo": self.echo,
             "/private": self.echo,
             "/ticker": self.ticker,
+            "/market": self.market,
             "/book": self.book,
             "/chat": self.chat_room,
             "/close": self.close_with,
@@ -125,23 +151,31 @@ class _Demo:
     async def ticker(self, connection: ServerConnection) -> None:
         query = _query(connection)
         symbols = [s for s in query.get("symbols", ",".join(DEFAULT_SYMBOLS)).split(",") if s]
-        symbols = symbols or list(DEFAULT_SYMBOLS)
-        prices = {s: 100.0 + 10 * i for i, s in enumerate(symbols)}
-        rng = random.Random(0)
+        await _paced(connection, query, _ticks(symbols or list(DEFAULT_SYMBOLS)), "end of ticker")
 
-        def tick(seq: int) -> dict:
-            symbol = symbols[seq % len(symbols)]
-            price = prices[symbol] = round(prices[symbol] * (1 + rng.gauss(0, 0.001)), 2)
-            return {
-                "type": "tick",
-                "seq": seq,
-                "symbol": symbol,
-                "price": price,
-                "book": {"bid": round(price - 0.01, 2), "ask": round(price + 0.01, 2)},
-                "ts": round(time.time(), 3),
-            }
-
-        await _paced(connection, query, tick, "end of ticker")
+    async def market(self, connection: ServerConnection) -> None:
+        subscribed: list[str] = []
+        ticking: asyncio.Task | None = None
+        try:
+            async for message in connection:
+                try:
+                    request = json.loads(message)
+                    assert request["op"] == "subscribe"
+                    symbols = [str(s) for s in request["symbols"]]
+                except (ValueError, TypeError, KeyError, AssertionError):
+                    hint = 'send {"op": "subscribe", "symbols": ["AAPL"]}'
+                    await connection.send(json.dumps({"type": "error", "message": hint}))
+                    continue
+                subscribed += [s for s in symbols if s not in subscribed]
+                await connection.send(json.dumps({"type": "subscribed", "symbols": subscribed}))
+                if ticking is None and subscribed:
+                    ticks = _ticks(subscribed)  # (the list grows with later subscriptions)
+                    ticking = asyncio.create_task(
+                        _paced(connection, _query(connection), ticks, "end of market")
+                    )
+        finally:
+            if ticking is not None:
+                ticking.cancel()
 
     async def book(self, connection: ServerConnection) -> None:
         query = _query(connection)

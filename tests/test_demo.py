@@ -43,6 +43,22 @@ def test_ticker_rate_count_symbols_and_nesting(demo):
     assert (closed[0].code, closed[0].reason) == (1000, "end of ticker")
 
 
+def test_market_sends_ticks_only_after_a_subscription_and_only_for_its_symbols(demo):
+    """/market answers each subscription and ticks for the symbols so far; mistakes get hints."""
+    ws = nbws.connect(demo.url + "/market?rate=0&count=40").wait_open(5)
+    ws.send("hello")
+    error = ws.recv(timeout=5).json()
+    assert error["type"] == "error" and '"op": "subscribe"' in error["message"]
+    assert ws.stats["received"] == 1  # nothing ticks before a subscription
+    ws.send_json({"op": "subscribe", "symbols": ["AAA", "BBB"]})
+    assert ws.recv(timeout=5).json() == {"type": "subscribed", "symbols": ["AAA", "BBB"]}
+    ws.wait_closed(10)
+    ticks = ws.frame[ws.frame["type"] == "tick"]
+    assert list(ticks["seq"]) == list(range(1, 41))
+    assert set(ticks["symbol"]) == {"AAA", "BBB"}
+    assert ws.close_event.reason == "end of market"
+
+
 def test_ticker_paces_at_its_rate(demo):
     """At rate=20, tick 21 comes no sooner than a second after tick 1."""
     ws = nbws.connect(demo.url + "/ticker?rate=20&count=21").wait_open(5)
