@@ -14,8 +14,9 @@ Cases: A websockets' asyncio client + orjson into a list, then a DataFrame (the 
 limit); B websocket-client's WebSocketApp (what users pick now); C one pd.concat per message
 (what notebooks often do; stopped early, extrapolated; small ticks only); D nbws connect ->
 wait_closed -> ws.frame, also with a message listener (D') and with the panel (D", dummy comm,
-whose widget updates are counted in bytes); E aiohttp's client + orjson (a compiled frame
-reader: where nbws could go next). Binary frames have no frame: every case keeps the messages.
+whose widget updates are counted in bytes) and with ``archive=`` (F: every row also written to
+a Parquet dataset; its time ends when the last file is written); E aiohttp's client + orjson (a
+compiled frame reader: where nbws could go next). Binary frames have no frame: every case keeps the messages.
 Each case's row also gives how many full collections CPython's garbage collector made during it
 (median over the rounds) and their seconds: on order books and mixed feeds they are most of a
 plain loop's time. Every case's time ends with a collection of the young generations, so that no
@@ -34,9 +35,11 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -192,6 +195,7 @@ def case_c_rows(url: str, n: int, stop_after: int) -> tuple[float, float]:
 # without a kernel, so at the floor versions nothing is sent or counted).
 WIDGET_UPDATES: list[tuple[float, int]] = []
 PANELS: list = []  # the panel cases' panels
+ARCHIVES: list[str] = []  # the archive cases' folders, removed after each case
 
 
 def count_widget_updates() -> None:
@@ -213,13 +217,22 @@ def count_widget_updates() -> None:
 def case_d(url: str, n: int, binary: bool = False, variant: str = "") -> pd.DataFrame | list:
     import nbws
 
-    ws = nbws.connect(url, name=f"bench{variant}")
+    archive = None
+    if variant == "archive":
+        archive = tempfile.mkdtemp(prefix="nbws-bench-")
+        ARCHIVES.append(archive)
+    ws = nbws.connect(url, name=f"bench{variant}", archive=archive)
     if variant == "listener":
         ws.add_event_listener("message", lambda event: None)
     elif variant == "panel":
         PANELS.append(ws.panel())
-    ws.wait_closed(600)
+    ws.wait_closed(600)  # (with archive=, until the last file is written)
     return ws.messages if binary else ws.frame
+
+
+def remove_archives() -> None:
+    while ARCHIVES:
+        shutil.rmtree(ARCHIVES.pop(), ignore_errors=True)
 
 
 def case_e(url: str, n: int, binary: bool = False) -> pd.DataFrame | list:
@@ -427,6 +440,7 @@ def shape_cases(
         "D'": lambda: case_d(url, n, binary, "listener"),
         'D"': lambda: case_d(url, n, binary, "panel"),
         "E": lambda: case_e(url, n, binary),
+        "F": lambda: case_d(url, n, binary, "archive"),
     }
     seconds: dict[str, list[float]] = {key: [] for key in cases}
     full: dict[str, list[tuple[int, float]]] = {key: [] for key in cases}
@@ -447,6 +461,7 @@ def shape_cases(
             collections.count, collections.seconds = 0, 0.0
             seconds[key].append(timed(case, n, 1))
             full[key].append((collections.count, collections.seconds))
+            remove_archives()
             if key == 'D"':
                 wait_for_the_panel_to_stop()  # its last redraw, of the final state, counts too
                 updates, size = busiest_second(WIDGET_UPDATES)
@@ -468,6 +483,7 @@ CASE_NAMES = {
     "D'": "D' nbws with a message listener",
     'D"': 'D" nbws with the panel (dummy comm)',
     "E": "E  aiohttp + orjson -> list -> DataFrame",
+    "F": "F  nbws with archive= (Parquet) -> ws.frame",
 }
 
 
@@ -545,29 +561,42 @@ def main(argv: list[str] | None = None) -> int:
             count, gc_seconds = (f"{full[key][0]:g}", f"{full[key][1]:.3f}") if key in full else ("", "")
             speed = f"{n / seconds:,.0f} | {seconds:.3f} | {a / seconds:.2f}"
             say(f"| {name} | {speed} | {count} | {gc_seconds} |")
-        ratios = (a / d, a / results["D'"], d / results['D"'], results["B"] / d, results["E"] / d)
+        ratios = (
+            a / d,
+            a / results["D'"],
+            d / results['D"'],
+            d / results["F"],
+            results["B"] / d,
+            results["E"] / d,
+        )
         say()
         say(
             f"D / A = {ratios[0]:.2f} (target >= 0.85); D' / A = {ratios[1]:.2f} (target >= 0.8); "
-            f'D" / D = {ratios[2]:.2f} (target >= 0.9); D / B = {ratios[3]:.2f}; D / E = {ratios[4]:.2f}; '
+            f'D" / D = {ratios[2]:.2f} (target >= 0.9); F / D = {ratios[3]:.2f} (target >= 0.9); '
+            f"D / B = {ratios[4]:.2f}; D / E = {ratios[5]:.2f}; "
             f"panel's busiest second: {updates} widget updates, {size / 1000:,.1f} KB "
             "(targets <= 20, <= 100 KB)"
         )
         say()
         met = (
-            ratios[0] >= 0.85 and ratios[1] >= 0.8 and ratios[2] >= 0.9 and updates <= 20 and size <= 100_000
+            ratios[0] >= 0.85
+            and ratios[1] >= 0.8
+            and ratios[2] >= 0.9
+            and ratios[3] >= 0.9
+            and updates <= 20
+            and size <= 100_000
         )
-        summary.append((shape, mean, *ratios[:3], updates, size, met))
+        summary.append((shape, mean, *ratios[:4], updates, size, met))
     say("## Targets per shape (same run)")
     say()
     say(
-        "| shape | mean size | D / A (>= 0.85) | D' / A (>= 0.8) | D\" / D (>= 0.9) "
+        "| shape | mean size | D / A (>= 0.85) | D' / A (>= 0.8) | D\" / D (>= 0.9) | F / D (>= 0.9) "
         "| panel updates/s (<= 20) | panel KB/s (<= 100) | all met |"
     )
-    say("|---|---:|---:|---:|---:|---:|---:|---|")
-    for shape, mean, da, dla, dpd, updates, size, met in summary:
+    say("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for shape, mean, da, dla, dpd, fd, updates, size, met in summary:
         say(
-            f"| {shape} | {mean:,.0f} B | {da:.2f} | {dla:.2f} | {dpd:.2f} | {updates} "
+            f"| {shape} | {mean:,.0f} B | {da:.2f} | {dla:.2f} | {dpd:.2f} | {fd:.2f} | {updates} "
             f"| {size / 1000:,.1f} | {'yes' if met else 'NO'} |"
         )
     say()
@@ -594,6 +623,35 @@ def case_c(url: str, n: int, quick: bool) -> float:
     return max(a * n + b * n * n, concat_time)
 
 
+def read_archive(shape: str, n: int, repeat: int = 3) -> tuple[float, float, float]:
+    """Median seconds to build ws.frame for n messages of ``shape`` from the socket (case D,
+    archiving them meanwhile), from the same messages fed to a store with no socket, and to read
+    the archive back with nbws.read (checked equal to the frame)."""
+    import nbws
+    from nbws.store import MessageStore
+
+    frames = []
+    proc, url = start_server(n, shape)
+    try:
+        streamed = timed(lambda: frames.append(case_d(url, n, variant="archive")) or frames[-1], n, repeat)
+    finally:
+        proc.terminate()
+    folder, frame = ARCHIVES[-1], frames[-1]
+    texts = [m.decode() for m in SHAPES[shape](n)]
+
+    def stored() -> pd.DataFrame:
+        store = MessageStore()
+        for i, text in enumerate(texts):
+            store.append(text, i)
+        return store.frame()
+
+    store_seconds = timed(stored, n, repeat)
+    read_seconds = timed(lambda: nbws.read(folder), n, repeat)
+    assert nbws.read(folder).equals(frame), "the archive does not read back as the frame"
+    remove_archives()
+    return streamed, store_seconds, read_seconds
+
+
 def others(quick: bool, say: Callable[[str], None]) -> None:
     """The frame's refresh cost, memory, the panel in a kernel and the max_rows soak."""
     n = 5_000 if quick else 200_000
@@ -604,6 +662,20 @@ def others(quick: bool, say: Callable[[str], None]) -> None:
     say("|---:|---:|---:|")
     for held, median, worst in refresh_curve(sizes):
         say(f"| {held:,} | {median:.4f} | {worst:.4f} |")
+    say("")
+    read_n = 20_000 if quick else 1_000_000
+    say(f"nbws.read of {read_n:,} archived rows against building ws.frame for them (median of 3)")
+    say("")
+    say("| shape | rows | ws.frame from the socket (D) | the store alone, no socket | nbws.read | read / D |")
+    say("|---|---:|---:|---:|---:|---:|")
+    for shape, rows in (("small", read_n), ("book", read_n // 10), ("mixed", read_n // 5)):
+        streamed, stored, read = read_archive(shape, rows)
+        say(
+            f"| {shape} | {rows:,} | {streamed:.2f} s | {stored:.2f} s | {read:.2f} s "
+            f"| {read / streamed:.2f} |"
+        )
+    say("")
+    say("(target, on the small shape: read / D <= 1.0)")
     say("")
     for shape in ("small", "book", "mixed"):
         shape_n = n if shape == "small" else n // 4

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import loop as nbws_loop
-from .archiveformat import not_json_table, rows_table, unify
+from .archiveformat import TIME_COLUMN, not_json_table, rows_table, unify
 from .errors import ArchiveError
 
 __all__ = ["Archive", "DEFAULT_EVERY", "NOT_JSON_DIR", "INCOMING_DIR", "partition"]
@@ -43,8 +43,8 @@ __all__ = ["Archive", "DEFAULT_EVERY", "NOT_JSON_DIR", "INCOMING_DIR", "partitio
 DEFAULT_EVERY = 60.0
 # Rows (or Arrow bytes) waiting in memory before they go to the writer as one row group: this
 # bounds memory, and the writing overlaps the receiving instead of all falling on a rotation.
-ROW_GROUP_ROWS = 16_384
-ROW_GROUP_BYTES = 8 * 2**20
+ROW_GROUP_ROWS = 8_192
+ROW_GROUP_BYTES = 2 * 2**20
 # Arrow bytes in one file before it is finished early, whatever the time.
 MAX_FILE_BYTES = 512 * 2**20
 NOT_JSON_DIR = "_not_json"
@@ -283,7 +283,17 @@ class Archive:
         incoming = self.path / INCOMING_DIR / f"{os.getpid()}-{name}"
         incoming.parent.mkdir(parents=True, exist_ok=True)  # (in case someone removed it)
         final = self.path / (NOT_JSON_DIR if not_json else "") / partition(hour) / name
-        writer = pq.ParquetWriter(incoming, table.schema, compression=COMPRESSION)
+        # No dictionaries: zstd finds the repeats itself, and building them cost more than the
+        # rest of the writing (measured on the benchmarks' shapes: tickers 0.7 us a row without,
+        # 1.8 with, files no bigger). Arrival times grow by small steps: delta-encoded.
+        writer = pq.ParquetWriter(
+            incoming,
+            table.schema,
+            compression=COMPRESSION,
+            compression_level=1,
+            use_dictionary=False,
+            column_encoding={TIME_COLUMN: "DELTA_BINARY_PACKED"},
+        )
         return _OpenFile(writer, incoming, final, table.schema)
 
     def _finish(self, key: tuple[bool, int]) -> None:

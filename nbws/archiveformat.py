@@ -103,12 +103,13 @@ def rows_table(rows: pd.DataFrame | pa.Table, times: np.ndarray, texts: list[str
     fields = [pa.field(TIME_COLUMN, TIME_TYPE)]
     arrays = [_time_array(times)]
     in_message = []
-    for i, (name, as_name) in enumerate(zip(names, stored)):
+    columns = rows.columns if is_table else (series for _, series in rows.items())
+    for name, as_name, column in zip(names, stored, columns):
         metadata = {} if name == as_name else {NAME_KEY: name.encode()}
         if is_table:
-            array = rows.column(i)
+            array = column
         else:
-            series = rows.iloc[:, i]
+            series = column
             array = pa.Array.from_pandas(series) if series.dtype != object else None
             if array is None:
                 values = series.to_numpy()
@@ -132,15 +133,17 @@ def rows_table(rows: pd.DataFrame | pa.Table, times: np.ndarray, texts: list[str
 def not_json_table(times: list[int], data: list[str | bytes]) -> pa.Table:
     """Messages that are not JSON (binary, or text that does not parse): ``received_at``, then
     ``text`` or ``binary`` (the other null)."""
-    is_text = [d.__class__ is str for d in data]
-    text = [d if t else None for d, t in zip(data, is_text)]
-    binary = [None if t else bytes(d) for d, t in zip(data, is_text)]
+    kinds = set(map(type, data))
+    if kinds == {bytes}:  # a binary feed: the usual case, without a loop in Python
+        text, binary = pa.nulls(len(data), pa.large_string()), pa.array(data, type=pa.large_binary())
+    elif kinds == {str}:
+        text, binary = pa.array(data, type=pa.large_string()), pa.nulls(len(data), pa.large_binary())
+    else:
+        is_text = [d.__class__ is str for d in data]
+        text = pa.array([d if t else None for d, t in zip(data, is_text)], type=pa.large_string())
+        binary = pa.array([None if t else bytes(d) for d, t in zip(data, is_text)], type=pa.large_binary())
     return pa.table(
-        {
-            TIME_COLUMN: _time_array(np.asarray(times, dtype="int64")),
-            "text": pa.array(text, type=pa.large_string()),
-            "binary": pa.array(binary, type=pa.large_binary()),
-        }
+        {TIME_COLUMN: _time_array(np.asarray(times, dtype="int64")), "text": text, "binary": binary}
     )
 
 
@@ -184,6 +187,8 @@ def _target(name: str, fields: list[pa.Field], columns: list[Any]) -> pa.Field:
             return pa.field(name, JSON_TYPE, metadata={**metadata, JSON_MARK: b"1"})
         if MESSAGE_KEY in metadata:
             return pa.field(name, fields[0].type, metadata=metadata)
+        types = {f.type for f in fields} - {pa.null()}
+        kind = types.pop() if len(types) == 1 else kind  # (strings stay as they are unless mixed)
         return pa.field(name, kind, metadata=metadata or None)
     numbers = all(k is not _JSON and (pa.types.is_integer(k) or pa.types.is_floating(k)) for k in kinds)
     if numbers and not any(map(_beyond_float, columns)):
@@ -210,8 +215,9 @@ def _conform(column: Any, was: pa.Field, to: pa.Field, rows: int) -> Any:
 def unify(tables: list[pa.Table]) -> pa.Table:
     """The archive tables of one file as one table: every column of any, in the order they
     first appear, each with one type (see the module's docstring); missing values null."""
-    if len(tables) == 1:
-        return tables[0]
+    first = tables[0].schema
+    if all(t.schema.equals(first, check_metadata=True) for t in tables[1:]):
+        return pa.concat_tables(tables)  # the usual case: one shape
     fields: dict[str, list[pa.Field]] = {}
     columns: dict[str, list[Any]] = {}
     for table in tables:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import collector
 from .archive import NOT_JSON_DIR
 from .archiveformat import TIME_COLUMN, TIME_TYPE, table_messages, table_rows
 from .framebuffer import FrameBuffer, index_of
@@ -117,8 +118,9 @@ def read(
     for file in _files(root, lo, hi):
         table = _table(file, lo, hi)
         if table is not None and table.num_rows:
-            frame, times = table_rows(table)
-            buffer.append(frame, times)
+            with collector.paused():  # (messages parsed again make thousands of objects that stay)
+                frame, times = table_rows(table)
+                buffer.append(frame, times)
     frame = buffer.frame(buffer.start, buffer.stop)
     return frame if frame.index.is_monotonic_increasing else frame.sort_index(kind="stable")
 

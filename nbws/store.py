@@ -185,7 +185,9 @@ class MessageStore(MessageLog):
         texts = self._open_texts
         if self.archive is not None:
             texts = [*texts, data]
-            if self._open_errors:
+            if self._open_errors == len(data):  # (a binary feed: all of them)
+                self.archive.add_not_json(times, data)
+            elif self._open_errors:
                 others = [(t, d) for t, d, v in zip(times, data, values) if v is NOT_JSON]
                 self.archive.add_not_json([t for t, _ in others], [d for _, d in others])
         objects = [*objects, (times, values)]
