@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import loop as nbws_loop
-from .archiveformat import TIME_COLUMN, not_json_table, rows_table, unify
+from .archiveformat import MESSAGE_COLUMN, TIME_COLUMN, not_json_table, rows_table, unify
 from .errors import ArchiveError
 
 __all__ = ["Archive", "DEFAULT_EVERY", "NOT_JSON_DIR", "INCOMING_DIR", "partition"]
@@ -49,7 +49,8 @@ ROW_GROUP_BYTES = 2 * 2**20
 MAX_FILE_BYTES = 512 * 2**20
 NOT_JSON_DIR = "_not_json"
 INCOMING_DIR = ".incoming"
-COMPRESSION = "zstd"  # smaller and, measured on order books, faster to write than snappy
+COMPRESSION = "zstd"  # (level 1) smaller and, measured on order books, faster to write than snappy
+MESSAGE_COMPRESSION = "lz4"  # see _open_file
 # At exit, how long the files still to write may take before the interpreter ends anyway.
 EXIT_WRITE_SECONDS = 30.0
 _HOUR_NS = 3_600 * 10**9
@@ -285,12 +286,16 @@ class Archive:
         final = self.path / (NOT_JSON_DIR if not_json else "") / partition(hour) / name
         # No dictionaries: zstd finds the repeats itself, and building them cost more than the
         # rest of the writing (measured on the benchmarks' shapes: tickers 0.7 us a row without,
-        # 1.8 with, files no bigger). Arrival times grow by small steps: delta-encoded.
+        # 1.8 with, files no bigger). Arrival times grow by small steps: delta-encoded. Whole
+        # messages, the bulk of a book feed's bytes, are compressed with LZ4: zstd made them
+        # ~2x smaller but took the archive past its budget on order books with snapshots
+        # (benchmarks/run.py, F / D 0.91 against 0.96 with LZ4).
+        codecs = {name: COMPRESSION for name in table.schema.names}
+        codecs[MESSAGE_COLUMN] = MESSAGE_COMPRESSION
         writer = pq.ParquetWriter(
             incoming,
             table.schema,
-            compression=COMPRESSION,
-            compression_level=1,
+            compression=codecs,
             use_dictionary=False,
             column_encoding={TIME_COLUMN: "DELTA_BINARY_PACKED"},
         )
@@ -340,6 +345,21 @@ class Archive:
     def wait_written(self, timeout: float | None = None) -> bool:
         """Block until every row handed to the writer is written; False on timeout."""
         return _writer.wait(timeout)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Seal, rotate and wait until written (from any thread but the loop thread's);
+        ``TimeoutError`` after ``timeout`` seconds."""
+        if nbws_loop.in_loop_thread():
+            raise RuntimeError("flush_archive() waits for the loop thread: call it outside listeners")
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        async def on_the_loop() -> None:
+            self.seal_and_rotate()
+
+        nbws_loop.submit(on_the_loop()).result(timeout)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self.wait_written(remaining):
+            raise TimeoutError(f"the archive at {self.path} is still being written after {timeout}s")
 
 
 class _Lost(Exception):

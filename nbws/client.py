@@ -346,13 +346,7 @@ class WebSocket:
         is written, so that ``nbws.read`` sees it; ``TimeoutError`` after ``timeout`` seconds."""
         if self._archive is None:
             raise ValueError(f"connection {self.name!r} has no archive; connect with archive=PATH")
-        if nbws_loop.in_loop_thread():
-            raise RuntimeError("flush_archive() waits for the loop thread: call it outside listeners")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        nbws_loop.submit(_run(self._archive.seal_and_rotate)).result(timeout)
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self._archive.wait_written(remaining):
-            raise TimeoutError(f"the archive at {self._archive.path} is still being written after {timeout}s")
+        self._archive.flush(timeout)
 
     def _archive_failed(self, error: Exception) -> None:
         """A file of the archive could not be written (writer thread): an error event, never silent."""
@@ -591,10 +585,6 @@ class WebSocket:
             "model_id": panel.model_id,
         }
         return bundle
-
-
-async def _run(fn: Callable[[], Any]) -> Any:
-    return fn()
 
 
 def connect(url: str, **kwargs: Any) -> WebSocket:

@@ -40,6 +40,14 @@ def test_notebook_runs_top_to_bottom_offline(path, tmp_path):
         "02-streaming-into-pandas.ipynb": ["book.bid", "(1000, 1000, 20000, 19001)", "not json at all"],
         "03-panel-and-magics.ipynb": ["{'from': 'alice', 'text': 'hi bob'}", "msgs/s"],
         "04-real-feeds.ipynb": ["'secret'", "HTTP status: 401", "(True, 9)", "True"],
+        "05-capturing-for-days.ipynb": [
+            "exit status: 0",
+            "nbws record: stopped;",
+            "date=",
+            "(True, True)",
+            "mean_price",
+            "(100, 3000, 1)",
+        ],
     }[path.name]
     for text in expected:
         assert text in texts, text
