@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["Recording", "record", "parse_header", "EXIT_CODES"]
+__all__ = ["Recording", "record", "run", "parse_header", "EXIT_CODES"]
 
 OK, ARCHIVE_FAILED, USAGE, NEVER_OPENED, CLOSED_BY_SERVER = 0, 1, 2, 3, 4
 EXIT_CODES = {
