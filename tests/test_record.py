@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import nbws
+import nbws.demo
 from nbws.archive import INCOMING_DIR, Archive
 
 SUBSCRIBE = '{"op": "subscribe", "symbols": ["AAPL", "NVDA"]}'
@@ -76,7 +78,8 @@ def test_a_dropping_server_is_reconnected_and_resubscribed_without_lost_or_repea
 
     async def handler(ws):
         state["connections"] += 1
-        assert json.loads(await ws.recv())["op"] == "subscribe"
+        first, second = json.loads(await ws.recv()), json.loads(await ws.recv())
+        assert (first["op"], second["op"]) == ("login", "subscribe")  # every --send, in order
         state["subscriptions"] += 1
         first = state["next"]
         state["next"] = last = min(first + batch, total + 1)
@@ -89,7 +92,9 @@ def test_a_dropping_server_is_reconnected_and_resubscribed_without_lost_or_repea
             await ws.wait_closed()
 
     url = servers.websocket(handler)
-    status, err = finish(recorder(url, tmp_path, "--send", SUBSCRIBE, "--rotate", "0.2"), timeout=90)
+    login = '{"op": "login", "user": "demo"}'
+    proc = recorder(url, tmp_path, "--send", login, "--send", SUBSCRIBE, "--rotate", "0.2")
+    status, err = finish(proc, timeout=90)
     assert status == 0, err
     assert seqs(tmp_path) == list(range(1, total + 1))
     assert state["connections"] == state["subscriptions"] == 3
@@ -133,8 +138,9 @@ def test_sigkill_leaves_only_readable_files_and_loses_at_most_the_open_one(serve
     assert list((tmp_path / INCOMING_DIR).iterdir()) == []
 
 
-def test_sigterm_writes_every_row_received_even_mid_rotation(servers, tmp_path):
-    """The rows wait in memory (a rotation an hour away); SIGTERM must write them all."""
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_and_ctrl_c_write_every_row_received_even_mid_rotation(servers, tmp_path, stop):
+    """The rows wait in memory (a rotation an hour away); stopping must write them all."""
     count = 3000
     delivered = threading.Event()
     connections = []
@@ -153,10 +159,24 @@ def test_sigterm_writes_every_row_received_even_mid_rotation(servers, tmp_path):
     proc = recorder(servers.websocket(handler), tmp_path, "--send", SUBSCRIBE, "--rotate", "3600")
     wait_for(delivered, proc, "the closing handshake")
     assert list(tmp_path.glob("date=*/hour=*/*.parquet")) == []
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(stop)
     status, err = finish(proc)
     assert status == 0, err
     assert seqs(tmp_path) == list(range(1, count + 1))
+
+
+def test_headers_go_with_the_handshake(demo, tmp_path):
+    """-H: the demo's /private wants a token; it echoes what the recorder sends on open."""
+    token = f"Authorization: Bearer {nbws.demo.DEMO_TOKEN}"
+    proc = recorder(f"{demo.url}/private", tmp_path, "-H", token, "--send", '{"hello": 1}', "--rotate", "0.2")
+    deadline = time.monotonic() + 30
+    while not (list(tmp_path.glob("date=*/hour=*/*.parquet")) and len(nbws.read(tmp_path))):
+        assert time.monotonic() < deadline and proc.poll() is None, finish(proc)
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    status, err = finish(proc)
+    assert status == 0, err
+    assert nbws.read(tmp_path)["hello"].tolist() == [1]
 
 
 @pytest.mark.parametrize(
@@ -203,3 +223,56 @@ def test_out_must_be_a_folder(demo, tmp_path):
     (tmp_path / "file").write_text("x")
     status, err = finish(recorder(f"{demo.url}/echo", tmp_path / "file"))
     assert status == 2 and "that is a file; give a folder" in err
+
+
+def test_a_capture_outlives_a_kernel_restart_and_reads_back_whole(demo, tmp_path):
+    """What a user does: start the recorder from a cell, restart the kernel, read it all back."""
+    from kernel import Kernel
+
+    out = tmp_path / "capture"
+    kernel = Kernel(tmp_path / "kernel")
+    try:
+        started = kernel.run(
+            "import subprocess, sys\n"
+            "recorder = subprocess.Popen([sys.executable, '-m', 'nbws', 'record', "
+            f"{demo.url + '/market?rate=300'!r}, '--out', {str(out)!r}, '--send', {SUBSCRIBE!r}, "
+            "'--rotate', '0.3'], stderr=subprocess.DEVNULL, start_new_session=True)\n"
+            "print('pid', recorder.pid)"
+        )
+        pid = int(started.split("pid")[-1])
+        deadline = time.monotonic() + 30
+        while not list(out.glob("date=*/hour=*/*.parquet")):
+            assert time.monotonic() < deadline, "the recorder wrote nothing"
+            time.sleep(0.05)
+        kernel.client.stop_channels()
+        kernel.manager.restart_kernel(now=False)
+        kernel.client = kernel.manager.client()
+        kernel.client.start_channels()
+        kernel.client.wait_for_ready(timeout=60)
+        said = kernel.run(f"import nbws\nprint('rows', len(nbws.read({str(out)!r})))")
+        before = int(said.split("rows")[-1])
+        while len(nbws.read(out)) <= before:  # it goes on recording after the restart
+            assert time.monotonic() < deadline + 60, "the recorder stopped with the kernel"
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGTERM)
+        while _alive(pid):
+            assert time.monotonic() < deadline + 90, "the recorder did not stop on SIGTERM"
+            time.sleep(0.05)
+        check = (
+            f"frame = nbws.read({str(out)!r})\n"
+            "ticks = frame[frame['type'] == 'tick']\n"
+            "print('ticks', len(ticks), ticks['seq'].tolist() == list(range(1, len(ticks) + 1)))"
+        )
+        count, whole = kernel.run(check).split("ticks")[-1].split()
+        assert whole == "True" and int(count) > before
+    finally:
+        kernel.shutdown()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process that is not our child still runs (a zombie waiting for init does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
