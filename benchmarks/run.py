@@ -666,7 +666,10 @@ def others(quick: bool, say: Callable[[str], None]) -> None:
     read_n = 20_000 if quick else 1_000_000
     say(f"nbws.read of {read_n:,} archived rows against building ws.frame for them (median of 3)")
     say("")
-    say("| shape | rows | ws.frame from the socket (D) | the store alone, no socket | nbws.read | read / D |")
+    say(
+        "| shape | rows | ws.frame from the socket, archiving (F) | the store alone, no socket "
+        "| nbws.read | read / F |"
+    )
     say("|---|---:|---:|---:|---:|---:|")
     for shape, rows in (("small", read_n), ("book", read_n // 10), ("mixed", read_n // 5)):
         streamed, stored, read = read_archive(shape, rows)
@@ -675,7 +678,7 @@ def others(quick: bool, say: Callable[[str], None]) -> None:
             f"| {read / streamed:.2f} |"
         )
     say("")
-    say("(target, on the small shape: read / D <= 1.0)")
+    say("(target, on the small shape: read / F <= 1.0)")
     say("")
     for shape in ("small", "book", "mixed"):
         shape_n = n if shape == "small" else n // 4
