@@ -7,13 +7,14 @@ The layout (UTC, by arrival time)::
     PATH/.incoming/                                        files being written (hidden)
 
 The store hands over each sealed batch of rows (``add_rows``, on the loop thread, per chunk:
-never per message); they wait in memory as Arrow tables. Every ``every`` seconds (and when
-they reach ``max_bytes``, and when the connection closes) the open chunk is sealed and the
-waiting tables go to one background thread, which writes each hour's rows as one file under
-``.incoming`` and renames it into its partition: a file is only ever seen whole. A process
-killed mid-capture loses at most what waited in memory, one rotation's worth; its half-written
-file stays hidden and is removed by the next archive opened on the same PATH.
-Only pyarrow (the Parquet writer, which releases the GIL) runs on the writer thread.
+never per message); they wait in memory as Arrow tables until a row group's worth has gathered
+(``ROW_GROUP_ROWS`` or ``ROW_GROUP_BYTES``), then go to one background thread, which appends
+them to the open file of their hour, under ``.incoming``. Every ``every`` seconds (and when the
+connection closes, and when a file reaches ``MAX_FILE_BYTES``) the open chunk is sealed, what
+waits is written, and each open file gets its footer and is renamed into its partition: a file
+is only ever seen whole. A process killed mid-capture loses its open files, at most one
+rotation's worth; they stay hidden and the next archive opened on the same PATH removes them.
+The writer thread runs pyarrow's Parquet writer, which releases the GIL while it encodes.
 """
 
 from __future__ import annotations
