@@ -41,6 +41,7 @@ class LoopServer:
         self.thread.start()
         self._servers: list = []
         self._tcp_handlers: set[asyncio.Task] = set()
+        self._closing = False
 
     def run(self, coro, timeout: float = 10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -61,7 +62,8 @@ class LoopServer:
         async def handle(reader, writer):
             self._tcp_handlers.add(asyncio.current_task())
             try:
-                await on_connect(reader, writer)
+                if not self._closing:  # (a handler that first runs after stop() began must not stall it)
+                    await on_connect(reader, writer)
             finally:  # also when cancelled at teardown: an open transport keeps wait_closed waiting
                 writer.close()
 
@@ -112,6 +114,7 @@ class LoopServer:
         nbws.close_all()  # while the servers still answer the closing handshake
 
         async def stop():
+            self._closing = True
             for server in self._servers:
                 server.close()
             # Plain TCP handlers still running (a stalled handshake) would keep wait_closed()

@@ -90,7 +90,7 @@ def test_messages_that_are_not_json_are_archived_too(demo, tmp_path):
     others = nbws.read(tmp_path, not_json=True)
     assert others["data"].tolist() == ["not json", b"\x00\x01binary"]
     arrived = [ws.messages[1].received_at, ws.messages[2].received_at]  # (datetimes, rounded to the us)
-    assert all(abs(t - a) <= pd.Timedelta("1us") for t, a in zip(others.index, arrived))
+    assert all(abs(t - a) <= pd.Timedelta(1, "us") for t, a in zip(others.index, arrived))
     assert ws.stats["archived_not_json"] == 2
     assert (tmp_path / NOT_JSON_DIR).is_dir()
     assert all(NOT_JSON_DIR not in f.parts for f in parquet_files(tmp_path))
