@@ -347,6 +347,13 @@ class Archive:
         """Block until every row handed to the writer is written; False on timeout."""
         return _writer.wait(timeout)
 
+    def written_by(self, deadline: float | None) -> None:
+        """Block until every row handed to the writer is written; ``TimeoutError`` if that is
+        not so by ``deadline`` (``time.monotonic()``; None: no limit)."""
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self.wait_written(timeout):
+            raise TimeoutError(f"the archive at {self.path} is still being written")
+
     def flush(self, timeout: float | None = None) -> None:
         """Seal, rotate and wait until written (from any thread but the loop thread's);
         ``TimeoutError`` after ``timeout`` seconds."""
@@ -358,9 +365,7 @@ class Archive:
             self.seal_and_rotate()
 
         nbws_loop.submit(on_the_loop()).result(timeout)
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self.wait_written(remaining):
-            raise TimeoutError(f"the archive at {self.path} is still being written after {timeout}s")
+        self.written_by(deadline)
 
 
 class _Lost(Exception):

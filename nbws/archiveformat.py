@@ -196,11 +196,15 @@ def _target(name: str, fields: list[pa.Field], columns: list[Any]) -> pa.Field:
     return pa.field(name, JSON_TYPE, metadata={**metadata, JSON_MARK: b"1"})
 
 
-def _as_json(column: Any) -> pa.Array:
+def _plain(column: Any) -> pa.Array:
+    """One array of a column, JSON columns as their strings."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if isinstance(column, pa.ExtensionArray):
-        column = column.storage
+    return column.storage if isinstance(column, pa.ExtensionArray) else column
+
+
+def _as_json(column: Any) -> pa.Array:
+    column = _plain(column)
     return _json_array(column.to_pylist(), column.is_null().to_numpy(zero_copy_only=False))
 
 
@@ -241,22 +245,14 @@ def unify(tables: list[pa.Table]) -> pa.Table:
 
 def _decoded(column: Any) -> np.ndarray:
     """A JSON column's values (None where null) as an object array: arrays stay lists."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if isinstance(column, pa.ExtensionArray):
-        column = column.storage
-    text = column.to_pylist()
+    text = _plain(column).to_pylist()
     values = [None if t is None else loads(t) for t in text]
     return np.fromiter(values, object, len(values))
 
 
 def _from_messages(column: Any, names: list[str], frame: pd.DataFrame) -> None:
     """Fill ``frame``'s columns ``names`` from the rows' messages (where a row has one)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if isinstance(column, pa.ExtensionArray):
-        column = column.storage
-    texts = column.to_pylist()
+    texts = _plain(column).to_pylist()
     filled = {}
     for name in names:
         values = np.full(len(texts), None, object)

@@ -335,11 +335,7 @@ class WebSocket:
     def _wait_archived(self, deadline: float | None) -> None:
         """Once closed, wait until the archive holds every row (all was handed over on closing)."""
         if self._archive is not None and self._machine.state == CLOSED and not nbws_loop.in_loop_thread():
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self._archive.wait_written(timeout):
-                raise TimeoutError(
-                    f"the archive at {self._archive.path} is still being written after {timeout}s"
-                )
+            self._archive.written_by(deadline)
 
     def flush_archive(self, timeout: float | None = None) -> None:
         """Write every row received so far to the archive (``archive=``) now, and wait until it

@@ -86,8 +86,7 @@ class _Progress:
         self._bar.close()
 
 
-def _state(ws: Any) -> str:
-    stats = ws.stats
+def _state(ws: Any, stats: dict[str, Any]) -> str:
     if stats["reconnecting"]:
         return f"reconnecting (attempt {stats['attempts'] + 1})"
     return ws.ready_state.name.lower()
@@ -125,7 +124,8 @@ def record(job: Recording, stop: threading.Event, stream: TextIO = sys.stderr) -
     why = "stopped"
     try:
         while not stop.wait(TTY_REFRESH):
-            progress.update(ws.stats, _state(ws))
+            stats = ws.stats
+            progress.update(stats, _state(ws, stats))
             if ws.closed:
                 break
             if deadline is not None and time.monotonic() >= deadline:
@@ -133,9 +133,9 @@ def record(job: Recording, stop: threading.Event, stream: TextIO = sys.stderr) -
                 break
     finally:
         ws.close()  # waits until every row received is written
-        progress.update(ws.stats, _state(ws))
+        stats = ws.stats
+        progress.update(stats, _state(ws, stats))
         progress.close()
-    stats = ws.stats
     summary = f"{stats['archived']:,} rows in {stats['archive_files']} files at {job.out}"
     status = OK
     close = ws.close_event

@@ -42,6 +42,21 @@ def wait_for(event: threading.Event, proc: subprocess.Popen, what: str, timeout:
         raise AssertionError(f"timed out waiting for {what}: {finish(proc)[1]}")
 
 
+def poll_until(condition, what: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+    """Check ``condition()`` (a state of the archive, of a process) until it holds, bounded; a
+    recorder that exited meanwhile fails at once with what it said."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the recorder exited before {what}: {finish(proc)[1]}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def visible_files(out: Path) -> list[Path]:
+    return list(out.glob("date=*/hour=*/*.parquet"))
+
+
 def seqs(out: Path) -> list[int]:
     return nbws.read(out)["seq"].tolist()
 
@@ -50,10 +65,7 @@ def test_records_the_demo_market_with_its_subscription_until_sigterm(demo, tmp_p
     """--send goes out on open; SIGTERM writes everything and exits 0 with a summary line."""
     watcher = nbws.connect(f"{demo.url}/chat")  # (unrelated client: the demo serves several)
     proc = recorder(f"{demo.url}/market?rate=400", tmp_path, "--send", SUBSCRIBE, "--rotate", "0.5")
-    deadline = time.monotonic() + 30
-    while not list(tmp_path.glob("date=*/hour=*/*.parquet")):  # a first rotation: it records
-        assert time.monotonic() < deadline and proc.poll() is None, finish(proc)
-        time.sleep(0.05)
+    poll_until(lambda: visible_files(tmp_path), "a first rotation", proc)
     proc.send_signal(signal.SIGTERM)
     status, err = finish(proc)
     assert status == 0, err
@@ -120,10 +132,11 @@ def test_sigkill_leaves_only_readable_files_and_loses_at_most_the_open_one(serve
     proc = recorder(servers.websocket(handler), tmp_path, "--send", SUBSCRIBE, "--rotate", "0.3")
     try:
         wait_for(first_sent, proc, "the first part")
-        deadline = time.monotonic() + 30
-        while not (tmp_path.is_dir() and len(nbws.read(tmp_path)) == first_part):  # rotated in
-            assert time.monotonic() < deadline, "the first part never reached the archive"
-            time.sleep(0.05)
+        poll_until(
+            lambda: visible_files(tmp_path) and len(seqs(tmp_path)) == first_part,
+            "the first part in the archive",
+            proc,
+        )
         go_on.set()
         wait_for(second_sent, proc, "the second part")
     finally:
@@ -169,10 +182,7 @@ def test_headers_go_with_the_handshake(demo, tmp_path):
     """-H: the demo's /private wants a token; it echoes what the recorder sends on open."""
     token = f"Authorization: Bearer {nbws.demo.DEMO_TOKEN}"
     proc = recorder(f"{demo.url}/private", tmp_path, "-H", token, "--send", '{"hello": 1}', "--rotate", "0.2")
-    deadline = time.monotonic() + 30
-    while not (list(tmp_path.glob("date=*/hour=*/*.parquet")) and len(nbws.read(tmp_path))):
-        assert time.monotonic() < deadline and proc.poll() is None, finish(proc)
-        time.sleep(0.05)
+    poll_until(lambda: visible_files(tmp_path) and len(nbws.read(tmp_path)), "the echo in the archive", proc)
     proc.send_signal(signal.SIGTERM)
     status, err = finish(proc)
     assert status == 0, err
@@ -240,10 +250,7 @@ def test_a_capture_outlives_a_kernel_restart_and_reads_back_whole(demo, tmp_path
             "print('pid', recorder.pid)"
         )
         pid = int(started.split("pid")[-1])
-        deadline = time.monotonic() + 30
-        while not list(out.glob("date=*/hour=*/*.parquet")):
-            assert time.monotonic() < deadline, "the recorder wrote nothing"
-            time.sleep(0.05)
+        poll_until(lambda: visible_files(out), "the recorder's first file")
         kernel.client.stop_channels()
         kernel.manager.restart_kernel(now=False)
         kernel.client = kernel.manager.client()
@@ -251,13 +258,9 @@ def test_a_capture_outlives_a_kernel_restart_and_reads_back_whole(demo, tmp_path
         kernel.client.wait_for_ready(timeout=60)
         said = kernel.run(f"import nbws\nprint('rows', len(nbws.read({str(out)!r})))")
         before = int(said.split("rows")[-1])
-        while len(nbws.read(out)) <= before:  # it goes on recording after the restart
-            assert time.monotonic() < deadline + 60, "the recorder stopped with the kernel"
-            time.sleep(0.05)
+        poll_until(lambda: len(nbws.read(out)) > before, "more rows after the restart", timeout=60)
         os.kill(pid, signal.SIGTERM)
-        while _alive(pid):
-            assert time.monotonic() < deadline + 90, "the recorder did not stop on SIGTERM"
-            time.sleep(0.05)
+        poll_until(lambda: not _alive(pid), "the recorder to stop on SIGTERM", timeout=60)
         check = (
             f"frame = nbws.read({str(out)!r})\n"
             "ticks = frame[frame['type'] == 'tick']\n"
