@@ -141,7 +141,8 @@ def _groups(values: Any) -> dict[Any, np.ndarray]:
 
 def thin(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """At most about ``limit`` of the points: all if they are that few, else the lowest and the
-    highest of each of ``limit // 2`` runs of consecutive points, in order."""
+    highest of each of ``limit // 2`` runs of consecutive points, and the first and the last
+    (a line must end at the newest point), in order."""
     n = len(x)
     if n <= limit:
         return x, y
@@ -149,7 +150,7 @@ def thin(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
     runs = n // size
     starts = np.arange(runs) * size
     whole = y[: runs * size].reshape(runs, size)
-    kept = [starts + whole.argmin(axis=1), starts + whole.argmax(axis=1)]
+    kept = [starts + whole.argmin(axis=1), starts + whole.argmax(axis=1), np.array([0, n - 1])]
     if n > runs * size:  # the last, shorter run
         rest = y[runs * size :]
         kept.append(np.array([runs * size + rest.argmin(), runs * size + rest.argmax()]))

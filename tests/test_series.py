@@ -180,6 +180,16 @@ def test_thin_keeps_the_lowest_and_highest_of_each_run_in_order():
     assert len(same_x) == 80  # few enough: all of them
 
 
+def test_thin_keeps_the_first_and_the_newest_point():
+    """A thinned line still ends at the newest point (the chart's test at 20k msgs/s caught a
+    run whose newest point was neither its lowest nor its highest)."""
+    x = np.arange(1_001, dtype=np.float64)
+    y = np.cos(x)  # the first and the last are neither their run's lowest nor its highest
+    y[0], y[-1] = 0.5, 0.1
+    tx, ty = thin(x, y, 100)
+    assert (tx[0], ty[0]) == (0.0, 0.5) and (tx[-1], ty[-1]) == (1000.0, 0.1)
+
+
 def test_take_new_and_the_window_may_be_thinned_and_say_what_is_kept():
     chart = SeriesSet(["px"], by="s", window=Window(points=5_000))
     add_rows(chart, rows(range(10_000), s="a") + rows(range(100), s="b", start_ns=T0 + 10**10))
