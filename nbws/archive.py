@@ -85,6 +85,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _ranged(field: pa.Field) -> bool:
+    """Whether a column gets min/max statistics: times and numbers, by which engines skip row
+    groups. Text gets none: a row group of a feed spans every symbol, so its range of text
+    skips nothing, and computing it was ~20% of writing tickers (measured, 8,192-row groups)."""
+    kind = field.type
+    is_text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return not (is_text or isinstance(kind, pa.ExtensionType))
+
+
 class _Writer:
     """The one background thread that writes every archive's files, in the order handed over."""
 
@@ -299,6 +308,7 @@ class Archive:
             compression=codecs,
             use_dictionary=False,
             column_encoding={TIME_COLUMN: "DELTA_BINARY_PACKED"},
+            write_statistics=[field.name for field in table.schema if _ranged(field)],
         )
         return _OpenFile(writer, incoming, final, table.schema)
 

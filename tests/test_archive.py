@@ -48,6 +48,26 @@ def test_every_row_of_a_stream_is_archived_and_reads_back_as_the_frame(demo, tmp
     assert not list((tmp_path / INCOMING_DIR).iterdir())  # nothing half-written is left
 
 
+def test_row_groups_carry_the_time_and_number_ranges_engines_skip_by_and_no_text_ranges(demo, tmp_path):
+    ws = nbws.connect(f"{demo.url}/ticker?rate=0&count=20000", archive=tmp_path)
+    ws.wait_closed(60)
+    seen = 0
+    for path in parquet_files(tmp_path):
+        file = pq.ParquetFile(path)
+        names = file.schema_arrow.names
+        for number in range(file.metadata.num_row_groups):
+            group = file.metadata.row_group(number)
+            rows = file.read_row_group(number)
+            columns = {names[i]: group.column(i).statistics for i in range(group.num_columns)}
+            times = rows["received_at"].cast("int64").to_numpy()
+            time_range = columns["received_at"]
+            assert time_range is not None and time_range.has_min_max
+            assert (time_range.min.value, time_range.max.value) == (times.min(), times.max())
+            assert (columns["seq"].min, columns["seq"].max) == (rows["seq"][0].as_py(), rows["seq"][-1].as_py())
+            assert columns["symbol"] is None or not columns["symbol"].has_min_max
+            seen += group.num_rows
+    assert seen == 20_000
+
 def test_with_max_rows_the_frame_stays_small_and_the_archive_keeps_everything(demo, tmp_path):
     ws = nbws.connect(f"{demo.url}/book?rate=0&count=6000&levels=5", max_rows=100, archive=tmp_path)
     ws.wait_closed(60)
