@@ -118,6 +118,9 @@ class _Writer:
             try:
                 job()  # (reports its own failures)
             finally:
+                # Not kept while waiting for the next: the job holds its archive, and through
+                # it a closed connection with everything it received.
+                del job
                 with self._lock:
                     self._pending -= 1
                     self._idle.notify_all()
