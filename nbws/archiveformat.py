@@ -35,6 +35,7 @@ __all__ = ["TIME_COLUMN", "rows_table", "not_json_table", "unify", "table_rows",
 TIME_COLUMN = "received_at"
 TIME_TYPE = pa.timestamp("ns", tz="UTC")
 MESSAGE_COLUMN = "_message"
+NOT_JSON_COLUMNS = ("text", "binary")  # a message that is not JSON: in one, the other null
 # Field metadata: the column holds JSON text; the frame's name of a column stored under another;
 # the message column, with the names of the columns whose values are taken from it.
 JSON_MARK = b"nbws.json"
@@ -74,16 +75,32 @@ def _is_json(field: pa.Field) -> bool:
 
 def _plain_object_column(values: np.ndarray) -> pa.Array | None:
     """An object column of strings, booleans or 64-bit integers (and missing values) as such;
-    None for any other."""
-    missing = pd.isna(values)
-    kinds = set(map(type, values[~missing])) if missing.any() else set(map(type, values))
-    for kind, arrow_type in ((str, pa.large_string()), (bool, pa.bool_()), (int, pa.int64())):
-        if kinds == {kind}:
-            try:
-                return pa.array(values, type=arrow_type, from_pandas=True)
-            except (OverflowError, pa.ArrowException):
-                return None  # integers beyond int64
+    None for any other.
+
+    The first value present says which it may be, and Arrow checks the rest as it converts:
+    it refuses other values (integers: it makes them floats), so a column of arrays costs one
+    look, not a pass over every value (measured on mixed feeds: ~70 ns a row per column before).
+    """
+    first = next((v for v in values if v is not None and (v.__class__ is not float or v == v)), None)
+    kind = first.__class__
+    try:
+        if kind is str:
+            return pa.array(values, type=pa.large_string(), from_pandas=True)
+        if kind is bool:
+            return pa.array(values, type=pa.bool_(), from_pandas=True)
+        if kind is int:
+            array = pa.array(values, from_pandas=True)
+            return array if array.type == pa.int64() else None
+    except (OverflowError, pa.ArrowException):
+        pass  # mixed kinds, or integers beyond int64
     return None
+
+
+def _column_array(series: pd.Series) -> pa.Array:
+    """A column that does not hold objects as Arrow, NaN as null (``pa.Array.from_pandas`` does
+    the same at several times the cost per column: ~30 us against ~2 for Arrow strings)."""
+    values = series.to_numpy() if isinstance(series.dtype, np.dtype) else series.array
+    return pa.array(values, from_pandas=True)
 
 
 def _json_storage(text: pa.Array) -> pa.Array:
@@ -110,7 +127,7 @@ def rows_table(rows: pd.DataFrame | pa.Table, times: np.ndarray, texts: list[str
             array = column
         else:
             series = column
-            array = pa.Array.from_pandas(series) if series.dtype != object else None
+            array = _column_array(series) if series.dtype != object else None
             if array is None:
                 values = series.to_numpy()
                 array = _plain_object_column(values)
@@ -142,9 +159,8 @@ def not_json_table(times: list[int], data: list[str | bytes]) -> pa.Table:
         is_text = [d.__class__ is str for d in data]
         text = pa.array([d if t else None for d, t in zip(data, is_text)], type=pa.large_string())
         binary = pa.array([None if t else bytes(d) for d, t in zip(data, is_text)], type=pa.large_binary())
-    return pa.table(
-        {TIME_COLUMN: _time_array(np.asarray(times, dtype="int64")), "text": text, "binary": binary}
-    )
+    arrays = [_time_array(np.asarray(times, dtype="int64")), text, binary]
+    return pa.table(dict(zip([TIME_COLUMN, *NOT_JSON_COLUMNS], arrays)))
 
 
 # -- one schema for the tables of a file ------------------------------------------------------

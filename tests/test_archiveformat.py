@@ -124,6 +124,33 @@ def test_tables_that_disagree_read_back_as_the_frame_of_all_their_rows(tmp_path,
     pd.testing.assert_frame_equal(read_back(tables_of(batches), tmp_path), expected)
 
 
+@pytest.mark.parametrize(
+    ("messages", "stored"),
+    [
+        ([{"x": True}, {}, {"x": False}], pa.bool_()),  # booleans with gaps
+        ([{"x": 2**60}, {}, {"x": 1}], pa.int64()),  # exact ids with gaps
+        ([{"x": "a"}, {"x": None}], pa.large_string()),
+        # an exact id beside a float: neither alone (the array keeps the chunk from Arrow's
+        # reader, which the store would give it to, and which makes the column float)
+        ([{"x": 2**60, "b": [1]}, {"x": 2.0}], "json"),
+        ([{"x": True}, {"x": 1}], "json"),
+        ([{"x": 1}, {"x": True}, {"x": 2**60}], "json"),
+        ([{"x": "a"}, {"x": True}], "json"),
+        ([{"x": None}, {"x": [1]}, {"x": 2}], "json"),
+    ],
+    ids=["bools", "ids", "text", "id and float", "bool and int", "int and bool", "text and bool", "array"],
+)
+def test_a_column_of_one_kind_is_stored_as_its_type_and_a_mix_reads_back_exactly(tmp_path, messages, stored):
+    """Object columns: one kind (and gaps) gets its Parquet type; a mix is kept value by value."""
+    table = tables_of([messages], with_texts=False)[0]
+    field = table.schema.field("x")
+    if stored == "json":
+        assert field.metadata and b"nbws.json" in field.metadata
+    else:
+        assert field.type == stored
+    pd.testing.assert_frame_equal(read_back([table], tmp_path), frame_of(messages))
+
+
 def test_values_that_are_not_objects_and_numbers_beyond_64_bits(tmp_path):
     """``1`` is a row with a ``value`` column; 2**70 is what parsing gives (a float, as in JS)."""
     messages = [1, {"n": 2**70, "b": [1]}, {"n": 1}, "text"]
