@@ -120,6 +120,26 @@ def test_messages_that_are_not_json_are_archived_too(demo, tmp_path):
     assert all(NOT_JSON_DIR not in f.parts for f in parquet_files(tmp_path))
 
 
+def test_whole_messages_are_lz4_and_every_other_column_zstd(demo, tmp_path):
+    """The documented codecs (docs/archive.md): the bulk of a feed's bytes, messages kept whole
+    (``_message``, and messages that are not JSON), with the faster LZ4; the columns with zstd."""
+    ws = nbws.connect(f"{demo.url}/echo", archive=tmp_path).wait_open(10)
+    ws.send('{"n": 1, "b": [[1, 2]]}')
+    ws.send("not json")
+    ws.send(b"\x00\x01binary")
+    ws.wait_for_messages(3, timeout=10)
+    ws.close()
+    codecs = {}
+    for path in tmp_path.glob("**/date=*/hour=*/*.parquet"):
+        group = pq.ParquetFile(path).metadata.row_group(0)
+        for i in range(group.num_columns):
+            codecs[group.column(i).path_in_schema] = group.column(i).compression
+    whole = {"_message", "text", "binary"}
+    assert {name: codecs[name] for name in whole} == dict.fromkeys(whole, "LZ4")
+    assert {codecs[name] for name in codecs.keys() - whole} == {"ZSTD"}
+    assert {"received_at", "n"} <= codecs.keys()
+
+
 def test_rows_go_to_the_partition_of_the_hour_they_arrived_in(tmp_path):
     """A batch that spans midnight is split between two dates."""
     archive = Archive(tmp_path)
