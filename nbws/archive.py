@@ -44,8 +44,11 @@ __all__ = ["Archive", "DEFAULT_EVERY", "NOT_JSON_DIR", "INCOMING_DIR", "partitio
 DEFAULT_EVERY = 60.0
 # Rows (or Arrow bytes) waiting in memory before they go to the writer as one row group: this
 # bounds memory, and the writing overlaps the receiving instead of all falling on a rotation.
+# Every column of a row group costs the writer a fixed amount (a compression context, pages):
+# on mixed feeds (~30 columns, ~675 bytes a row) groups cut at 2 MiB took 1.82 us a row to
+# write, at 8 MiB (then 8,192 rows) 1.67.
 ROW_GROUP_ROWS = 8_192
-ROW_GROUP_BYTES = 2 * 2**20
+ROW_GROUP_BYTES = 8 * 2**20
 # Arrow bytes in one file before it is finished early, whatever the time.
 MAX_FILE_BYTES = 512 * 2**20
 NOT_JSON_DIR = "_not_json"
