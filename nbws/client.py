@@ -31,7 +31,7 @@ from .registry import close_all, connections, registry
 from .retry import RECONNECT_DELAY, RetryPolicy
 from .state import CLOSED, CLOSING, CONNECTING, OPEN, Machine, ReadyState
 from .store import MessageStore, NewRows
-from .transport import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, Options, WebsocketsTransport
+from .transport import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE, Options, adapter
 from .validate import validate_close, validate_url
 
 __all__ = [
@@ -74,6 +74,7 @@ class WebSocket:
         reconnect_delay: tuple[float, float] = RECONNECT_DELAY,
         archive: str | PathLike | None = None,
         archive_every: float | timedelta = 60.0,
+        transport: str | None = None,
     ) -> None:
         self.url = validate_url(url)
         self._shown = redact_url(self.url)  # the URL that messages and repr show: no secrets
@@ -103,6 +104,8 @@ class WebSocket:
             ssl=ssl,
             secrets=secrets_of(self.url, header_list),
         )
+        connection_transport = adapter(transport, options)
+        self.transport = connection_transport.name  # "websockets" or "picows"
         self._store = MessageStore(max_rows)
         self._archive: Any = None
         if archive is not None:
@@ -121,7 +124,7 @@ class WebSocket:
         )
         self._connection = Connection(
             self._machine,
-            WebsocketsTransport(options),
+            connection_transport,
             self._store,
             self._dispatcher,
             self._readers,

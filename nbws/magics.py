@@ -127,6 +127,11 @@ class NbwsMagics(Magics):
     @argument("--reconnect", action="store_true", help="reconnect with backoff when the connection drops")
     @argument("--max-rows", type=int, default=None, help="keep only the newest N rows and messages")
     @argument("--no-panel", action="store_true", help="do not display the live panel")
+    @argument(
+        "--transport",
+        default=None,
+        help='websockets (the default) or picows (compiled, pip install "nbws[fast]")',
+    )
     def ws_connect(self, line: str) -> None:
         """Connect to a WebSocket server, bind the connection to a variable (default ``ws``), show its panel.
 
@@ -145,7 +150,7 @@ class NbwsMagics(Magics):
                     f"header {number} has no 'Key:'"
                 )
             headers.append((key.strip(), value.strip()))
-        with _usage_errors("ws_connect", ValueError):
+        with _usage_errors("ws_connect", ValueError, ImportError):
             ws = nbws.connect(
                 args.url,
                 name=args.name,
@@ -153,6 +158,7 @@ class NbwsMagics(Magics):
                 subprotocols=args.subprotocol,
                 reconnect=args.reconnect,
                 max_rows=args.max_rows,
+                transport=args.transport,
             )
         self.shell.user_ns[args.name] = ws
         self.last = ws

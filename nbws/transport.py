@@ -10,10 +10,11 @@ per-message hot path.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl as ssl_module
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +29,20 @@ from .redact import redact_text
 from .state import Failure
 from .wsconnection import MAX_FRAGMENTS, StoreConnection
 
-__all__ = ["MAX_MESSAGE_SIZE", "CLOSE_TIMEOUT", "Options", "WebsocketsTransport", "describe_connect_failure"]
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "CLOSE_TIMEOUT",
+    "Options",
+    "TRANSPORTS",
+    "TRANSPORT_VARIABLE",
+    "WebsocketsTransport",
+    "adapter",
+    "close_outcome",
+    "describe_connect_failure",
+    "message_sink",
+    "not_websocket",
+    "refused_upgrade",
+]
 
 # Browsers have no message size limit; websockets' 1 MiB default cuts off real snapshots.
 MAX_MESSAGE_SIZE = 64 * 2**20
@@ -38,8 +52,12 @@ CLOSE_TIMEOUT = 10.0
 RETRY_HTTP_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Close codes our side sends when it fails the connection (protocol error, bad data, too big).
 FAILURE_CODES = frozenset({1002, 1003, 1007, 1009, 1011})
-# Messages received between two yields of the GIL (see ``receive``).
+# Messages received between two yields of the GIL (see ``message_sink``).
 YIELD_EVERY = 512
+# The names of ``transport=``: websockets (the default), picows (``pip install "nbws[fast]"``).
+TRANSPORTS = ("websockets", "picows")
+# The environment variable that names the transport of connections made without transport=.
+TRANSPORT_VARIABLE = "NBWS_TRANSPORT"
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,8 @@ class Options:
 
 class WebsocketsTransport:
     """Opens, feeds and closes connections with websockets' asyncio client (loop thread only)."""
+
+    name = "websockets"
 
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -110,27 +130,8 @@ class WebsocketsTransport:
 
     @staticmethod
     async def receive(conn: StoreConnection, store: Any, dispatcher: Any, readers: Any) -> None:
-        """Deliver messages into the store until the connection ends: a store append, a counter
-        and two flag checks per message; listeners and blocked readers only when there are any."""
-        append = store.append
-        let_others_run = time.sleep
-        count = 0
-
-        def receive_one(data: str | bytes, time_ns: int) -> None:
-            nonlocal count
-            append(data, time_ns)
-            count += 1
-            if not count % YIELD_EVERY:
-                # A fast stream would hold the GIL for whole switch intervals (5 ms) at a
-                # time, so the kernel's threads wait ~5 ms per step of every cell; yielding
-                # every 512 messages (about 3 ms at full speed) keeps cells responsive.
-                let_others_run(0)
-            if dispatcher.wants_messages:
-                dispatcher.message(data, store.received - 1, time_ns)
-            if readers.waiting:
-                readers.wake()
-
-        conn.deliver_to(receive_one)
+        """Deliver messages into the store until the connection ends."""
+        conn.deliver_to(message_sink(store, dispatcher, readers))
         await conn.wait_closed()
         if conn.internal_error is not None:
             raise conn.internal_error
@@ -158,47 +159,100 @@ class WebsocketsTransport:
 
     def outcome(self, conn: Any) -> tuple[CloseEvent, ErrorEvent | None]:
         """websockets' record of the closing handshake as the browser's close event, plus an
-        error event when the connection failed (dropped, or failed by us: 1009 too big...)."""
+        error event when the connection failed (see ``close_outcome``)."""
         protocol = conn.protocol
         rcvd, sent = protocol.close_rcvd, protocol.close_sent
-        shown = self.options.shown
-        if sent is not None and not protocol.close_rcvd_then_sent and sent.code in FAILURE_CODES:
-            code = int(sent.code)
-            message = f"nbws closed {shown} with {code}: {self._failure_text(code, sent.reason)}"
-            close = CloseEvent(code, sent.reason, False)
-        elif rcvd is None:
-            message = f"connection to {shown} was lost without a close frame"
-            close = CloseEvent(1006, "", False)
-        else:
-            return CloseEvent(int(rcvd.code), rcvd.reason, True), None
-        return close, ErrorEvent(
-            ConnectionClosedError(message, code=close.code, reason=close.reason), message
+        return close_outcome(
+            None if rcvd is None else (int(rcvd.code), rcvd.reason),
+            None if sent is None else (int(sent.code), sent.reason),
+            protocol.close_rcvd_then_sent,
+            self.options,
         )
 
-    def _failure_text(self, code: int, reason: str) -> str:
-        """Why nbws failed the connection, and what the user can do."""
-        o = self.options
-        if code == 1009 and reason == "too many fragments":
-            # websockets >= 17.4 refuses a message in more fragments than this, whatever its size,
-            # to bound the memory that tiny fragments cost; nbws leaves that defence in place.
-            return (
-                f"a message came in more than {MAX_FRAGMENTS:,} fragments, which websockets refuses; set the "
-                "WEBSOCKETS_MAX_FRAGMENTS environment variable before websockets is imported to allow more"
-            )
-        if code == 1009:
-            limit = "no limit" if o.max_size is None else f"max_size={o.max_size:,} bytes"
-            return (
-                f"a message was larger than {limit} allows ({reason}); "
-                "connect with a larger max_size= (or None for no limit)"
-            )
-        if code == 1007:
-            return "the server sent a text message that is not valid UTF-8"
-        if code == 1011 and "keepalive" in reason:
-            return (
-                f"no answer to a ping within ping_timeout={o.ping_timeout}s: the server or "
-                "the network stalled"
-            )
-        return f"the server broke the WebSocket protocol ({reason})"
+
+def adapter(name: str | None, options: Options) -> Any:
+    """The transport adapter ``transport=name`` asks for (None: ``NBWS_TRANSPORT``, else
+    websockets); a one-line ``ValueError`` for an unknown name, ``ImportError`` saying what to
+    install when picows is missing."""
+    where = ""
+    if name is None:
+        name, where = os.environ.get(TRANSPORT_VARIABLE) or "websockets", f" (from {TRANSPORT_VARIABLE})"
+    if name == "websockets":
+        return WebsocketsTransport(options)
+    if name == "picows":
+        try:
+            from .picowstransport import PicowsTransport
+        except ImportError as exc:
+            if exc.name != "picows":
+                raise
+            raise ImportError(f'transport="picows"{where} needs picows: pip install "nbws[fast]"') from None
+        return PicowsTransport(options)
+    raise ValueError(f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, not {name!r}{where}")
+
+
+def message_sink(store: Any, dispatcher: Any, readers: Any) -> Callable[[str | bytes, int], None]:
+    """What a transport calls per message, ``sink(data, time_ns)``: a store append, a counter and
+    two flag checks; listeners and blocked readers only when there are any. The hot path."""
+    append = store.append
+    let_others_run = time.sleep
+    count = 0
+
+    def receive_one(data: str | bytes, time_ns: int) -> None:
+        nonlocal count
+        append(data, time_ns)
+        count += 1
+        if not count % YIELD_EVERY:
+            # A fast stream would hold the GIL for whole switch intervals (5 ms) at a time, so
+            # the kernel's threads wait ~5 ms per step of every cell; yielding every 512
+            # messages (about 3 ms at full speed) keeps cells responsive.
+            let_others_run(0)
+        if dispatcher.wants_messages:
+            dispatcher.message(data, store.received - 1, time_ns)
+        if readers.waiting:
+            readers.wake()
+
+    return receive_one
+
+
+def close_outcome(
+    rcvd: tuple[int, str] | None, sent: tuple[int, str] | None, rcvd_then_sent: bool | None, options: Options
+) -> tuple[CloseEvent, ErrorEvent | None]:
+    """A closing handshake (the close frames received and sent, as ``(code, reason)``, and
+    whether ours answered theirs) as the browser's close event, plus an error event when the
+    connection failed: dropped, or failed by us (1009 too big...)."""
+    shown = options.shown
+    if sent is not None and not rcvd_then_sent and sent[0] in FAILURE_CODES:
+        code, reason = sent
+        message = f"nbws closed {shown} with {code}: {_failure_text(code, reason, options)}"
+        close = CloseEvent(code, reason, False)
+    elif rcvd is None:
+        message = f"connection to {shown} was lost without a close frame"
+        close = CloseEvent(1006, "", False)
+    else:
+        return CloseEvent(*rcvd, True), None
+    return close, ErrorEvent(ConnectionClosedError(message, code=close.code, reason=close.reason), message)
+
+
+def _failure_text(code: int, reason: str, o: Options) -> str:
+    """Why nbws failed the connection, and what the user can do."""
+    if code == 1009 and reason == "too many fragments":
+        # websockets >= 17.4 refuses a message in more fragments than this, whatever its size,
+        # to bound the memory that tiny fragments cost; nbws leaves that defence in place.
+        return (
+            f"a message came in more than {MAX_FRAGMENTS:,} fragments, which websockets refuses; set the "
+            "WEBSOCKETS_MAX_FRAGMENTS environment variable before websockets is imported to allow more"
+        )
+    if code == 1009:
+        limit = "no limit" if o.max_size is None else f"max_size={o.max_size:,} bytes"
+        return (
+            f"a message was larger than {limit} allows ({reason}); "
+            "connect with a larger max_size= (or None for no limit)"
+        )
+    if code == 1007:
+        return "the server sent a text message that is not valid UTF-8"
+    if code == 1011 and "keepalive" in reason:
+        return f"no answer to a ping within ping_timeout={o.ping_timeout}s: the server or the network stalled"
+    return f"the server broke the WebSocket protocol ({reason})"
 
 
 def describe_connect_failure(exc: BaseException, url: str, open_timeout: float | None) -> str:
@@ -206,8 +260,7 @@ def describe_connect_failure(exc: BaseException, url: str, open_timeout: float |
     parts = urlsplit(url)
     where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'wss' else 80)}"
     if isinstance(exc, InvalidStatus):
-        r = exc.response
-        return f"server at {url} refused the WebSocket upgrade with HTTP {r.status_code} {r.reason_phrase}"
+        return refused_upgrade(url, exc.response.status_code, exc.response.reason_phrase)
     if isinstance(exc, ssl_module.SSLCertVerificationError):
         return (
             f"TLS certificate of {where} failed verification ({exc.verify_message}); "
@@ -219,7 +272,7 @@ def describe_connect_failure(exc: BaseException, url: str, open_timeout: float |
         reason = getattr(exc, "reason", None) or "the server closed the connection"
         return f"TLS handshake with {where} failed ({reason}); is it a ws:// server rather than wss://?"
     if isinstance(exc, InvalidHandshake):
-        return f"{url} did not answer with a WebSocket handshake ({exc}); is it a WebSocket endpoint?"
+        return not_websocket(url, exc)
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host {parts.hostname!r}; check the URL, and that this machine is online"
     if isinstance(exc, ConnectionRefusedError):
@@ -229,3 +282,11 @@ def describe_connect_failure(exc: BaseException, url: str, open_timeout: float |
     if isinstance(exc, OSError):
         return f"cannot connect to {where}: {exc.strerror or exc or type(exc).__name__}"
     return f"cannot connect to {url}: {type(exc).__name__}: {exc}"
+
+
+def refused_upgrade(url: str, status: int, phrase: str) -> str:
+    return f"server at {url} refused the WebSocket upgrade with HTTP {status} {phrase}"
+
+
+def not_websocket(url: str, why: object) -> str:
+    return f"{url} did not answer with a WebSocket handshake ({why}); is it a WebSocket endpoint?"

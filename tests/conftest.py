@@ -6,6 +6,7 @@ import asyncio
 import base64
 import gc
 import hashlib
+import importlib.util
 import re
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,18 @@ def demo() -> Iterator[nbws.demo.DemoServer]:
     server = nbws.demo.start()
     yield server
     server.close()
+
+
+# The transports installed here: picows only with the extra (pip install "nbws[fast]").
+TRANSPORTS = ["websockets", *(["picows"] if importlib.util.find_spec("picows") else [])]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test runs once per installed transport: connections made without ``transport=``
+    (in this process, and in kernels it starts) use it (``NBWS_TRANSPORT``)."""
+    monkeypatch.setenv("NBWS_TRANSPORT", request.param)
+    return request.param
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,8 @@ from nbws import CLOSED, CLOSING, CONNECTING, OPEN
 
 from recording import Recorder, wait_for
 
+pytestmark = pytest.mark.usefixtures("transport")  # every test, once per transport
+
 # -- construction and URL validation ----------------------------------------------------------
 
 
@@ -897,3 +899,35 @@ def test_wait_open_after_a_failed_reopen_raises(servers):
     with pytest.raises(nbws.ConnectError, match="HTTP 403"):
         ws.wait_open(5)
     assert ws.ready_state == CLOSED
+
+
+def test_the_transport_is_the_one_asked_for(demo, transport):
+    """Without transport=, NBWS_TRANSPORT names it (the fixture sets it)."""
+    assert nbws.connect(f"{demo.url}/echo").transport == transport
+    assert nbws.connect(f"{demo.url}/echo", transport="websockets").transport == "websockets"
+
+
+def test_fragmented_messages_arrive_whole_and_max_size_counts_the_whole_message(servers):
+    async def fragmented(connection):
+        await connection.send(['{"a": ', '"\u00e9"}'])  # text in two frames
+        await connection.send([b"\x00", b"\x01"])  # binary in two
+        await connection.send(["y" * 600, "y" * 600])  # each fragment under max_size, the message not
+        await connection.wait_closed()
+
+    ws = nbws.connect(servers.websocket(fragmented), max_size=1_000)
+    rec = Recorder(ws)
+    rec.wait_closed(20)
+    assert [m.data for m in ws.messages] == ['{"a": "\u00e9"}', b"\x00\x01"]
+    assert rec.last("close").code == 1009
+    assert "max_size=1,000 bytes" in rec.last("error").message
+
+
+def test_a_redirect_to_a_websocket_server_is_followed(servers, demo):
+    async def redirect(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 302 Found\r\nLocation: {demo.url}/echo\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+
+    ws = nbws.connect(f"ws://127.0.0.1:{servers.tcp(redirect)}/").wait_open(5)
+    ws.send("followed")
+    assert ws.recv(timeout=5).data == "followed"

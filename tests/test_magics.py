@@ -93,6 +93,14 @@ def test_headers_subprotocols_and_max_rows(k):
     assert value(k, "priv.max_rows, [m.data for m in priv.messages]") == "2 ['b', 'c']"
 
 
+def test_transport_reaches_the_core_and_an_unknown_one_is_a_usage_error(k, transport):
+    k.run(f"%ws_connect {{URL}}/echo --name fast --no-panel --transport {transport}")
+    assert value(k, "fast.transport") == transport
+    assert nothing_else_was_sent(k, "fast") == ["marker"]
+    error = k.fail("%ws_connect {URL}/echo --name slow --no-panel --transport pigeon")
+    assert error == "UsageError: %ws_connect: transport must be one of 'websockets', 'picows', not 'pigeon'"
+
+
 def test_send_json_exactly_as_typed_without_expansion(k):
     """Braces and $ in the payload are not expanded; the JSON goes out as typed."""
     k.run("%ws_connect {URL}/echo --name feed --no-panel\nop = 'EXPANDED'")

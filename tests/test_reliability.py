@@ -32,6 +32,8 @@ from nbws import CLOSED, OPEN
 from kernel import Kernel
 from recording import Recorder, wait_for
 
+pytestmark = pytest.mark.usefixtures("transport")  # every test, once per transport
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -868,6 +870,55 @@ def test_invalid_utf8_closes_1007_and_keeps_what_came_before(servers):
     assert "not valid UTF-8" in rec.of("error")[0].message
     assert rec.last("close").code == 1007
     assert list(ws.frame["ok"]) == [1]
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "words"),
+    [
+        (b"\xc1\x01x", 1002, "reserved bits must be 0"),  # RSV1 set, and no extension negotiated
+        (b"\x80\x01x", 1002, "unexpected continuation frame"),  # nothing to continue
+        (b"\x01\x01[" + b"\x81\x01]", 1002, "expected a continuation frame"),  # a new message mid-message
+        (b"\x01\x01\xc3" + b"\x80\x01(", 1007, "not valid UTF-8"),  # not UTF-8 once joined
+    ],
+    ids=["reserved bits", "stray continuation", "interleaved", "utf-8 across fragments"],
+)
+def test_frames_that_break_the_protocol_fail_it_and_keep_what_came_before(servers, raw, code, words):
+    async def handler(connection):
+        await connection.send('{"ok": 1}')
+        connection.transport.write(raw)  # (unmasked server frames, written as they are)
+        await connection.wait_closed()
+
+    ws = nbws.connect(servers.websocket(handler, compression=None))
+    rec = Recorder(ws)
+    rec.wait_closed()
+    assert rec.types == ["open", "message", "error", "close"]
+    assert words in rec.of("error")[0].message
+    assert rec.last("close").code == code
+    assert list(ws.frame["ok"]) == [1]
+
+
+@pytest.mark.parametrize("code", [0, 1005, 1006, 5000])
+def test_a_close_frame_with_a_code_no_one_may_send_is_a_protocol_error(servers, code):
+    async def handler(connection):
+        connection.transport.write(b"\x88\x02" + code.to_bytes(2, "big"))
+        await connection.wait_closed()
+
+    ws = nbws.connect(servers.websocket(handler, compression=None))
+    rec = Recorder(ws)
+    rec.wait_closed()
+    assert rec.types == ["open", "error", "close"]
+    message = rec.last("error").message  # (each parser words the reason its own way)
+    assert "the server broke the WebSocket protocol (" in message and "invalid" in message
+    assert (rec.last("close").code, rec.last("close").was_clean) == (1002, False)
+
+
+def test_a_character_split_between_fragments_arrives_whole(servers):
+    async def handler(connection):
+        connection.transport.write(b"\x01\x01\xc3" + b"\x80\x01\xa9")  # "é", one byte a frame
+        await connection.wait_closed()
+
+    ws = nbws.connect(servers.websocket(handler, compression=None))
+    assert ws.recv(timeout=5).data == "\u00e9"
 
 
 def test_stalled_server_with_reconnect_is_reconnected(servers):

@@ -22,6 +22,8 @@ from nbws.events import loads
 from nbws.messagelog import parse_messages
 from nbws.store import MessageStore, copy_on_write
 
+pytestmark = pytest.mark.usefixtures("transport")  # every test, once per transport
+
 
 def echo_all(demo, payloads, **kwargs) -> nbws.WebSocket:
     """Send payloads through the demo echo server and wait until all came back."""

@@ -18,6 +18,8 @@ import pytest
 
 import nbws
 
+pytestmark = pytest.mark.usefixtures("transport")  # every test, once per transport
+
 REFERENCE = Path(__file__).parent.parent / "tools" / "whatwg-reference"
 
 
