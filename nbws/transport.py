@@ -1,10 +1,11 @@
-"""The transport adapter for websockets: handshakes, the receive loop, closing, and what went wrong.
+"""The transport adapters: which one a connection uses (``adapter``), what both share, and the
+adapter for websockets (the one for picows is ``nbws.picowstransport``).
 
-It turns websockets' objects and exceptions into what the connection's state machine takes: a
-``Failure`` for a failed handshake (with whether a retry may help), a ``CloseEvent`` (plus an
-``ErrorEvent`` when the connection failed) for a connection that ended. Messages go straight
-from websockets' parser into the store (``nbws.wsconnection``): ``receive``'s sink is the
-per-message hot path.
+An adapter turns its library's objects and exceptions into what the connection's state machine
+takes: a ``Failure`` for a failed handshake (with whether a retry may help), a ``CloseEvent``
+(plus an ``ErrorEvent`` when the connection failed) for a connection that ended
+(``close_outcome``, shared). Messages go straight from the parser into the store through
+``message_sink``, the per-message hot path (for websockets via ``nbws.wsconnection``).
 """
 
 from __future__ import annotations
