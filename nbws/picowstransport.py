@@ -15,6 +15,7 @@ with 1011, as websockets does.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from typing import Any
@@ -50,6 +51,10 @@ __all__ = ["PicowsTransport"]
 
 TEXT, BINARY, CONTINUATION, CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.CLOSE
 NO_LIMIT = 2**62  # picows wants a number for its frame size limit
+# picows logs every failure it handles; nbws reports them itself, as error and close events.
+_LOGGER = logging.getLogger("nbws.picows")
+_LOGGER.propagate = False
+_LOGGER.addHandler(logging.NullHandler())
 
 
 class _Listener(WSListener):
@@ -192,7 +197,7 @@ class PicowsTransport:
             max_frame_size=listener.max_size,
             extra_headers=headers or None,
             max_redirects=10,  # (as websockets)
-            logger_name=_quiet_logger(),
+            logger_name=_LOGGER,
         )
         transport, connected = await asyncio.wait_for(connect, o.open_timeout)
         if connected is None or transport.response is None:  # (picows returns so on an early EOF)
@@ -298,13 +303,3 @@ def _close_frame(info: Any) -> tuple[int, str] | None:
         return None
     code = int(info.code.value)
     return (code or 1005), info.reason or ""
-
-
-def _quiet_logger() -> Any:
-    """picows logs every failure it handles; nbws reports them itself, as events."""
-    import logging
-
-    logger = logging.getLogger("nbws.picows")
-    logger.propagate = False
-    logger.addHandler(logging.NullHandler())
-    return logger
