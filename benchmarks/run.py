@@ -69,9 +69,8 @@ QUICK_COUNT = 2_000
 ARCHIVE_PAIRS = 21  # back-to-back D and F runs per shape for F / D (see archive_cost)
 
 
-def has(name: str) -> bool:
-    """Whether a package is installed (picows comes with nbws[fast]: without it, no G and H)."""
-    return find_spec(name.replace("-", "_").replace("websocket_client", "websocket")) is not None
+# picows comes with nbws[fast]: without it, no cases G and H.
+HAS_PICOWS = find_spec("picows") is not None
 
 
 def make_messages(n: int) -> list[bytes]:
@@ -475,7 +474,7 @@ def shape_cases(
         "E": lambda: case_e(url, n, binary),
         "F": lambda: case_d(url, n, binary, "archive"),
     }
-    if has("picows"):
+    if HAS_PICOWS:
         cases["G"] = lambda: case_d(url, n, binary, "picows")
         cases["H"] = lambda: case_h(url, n, binary)
     seconds: dict[str, list[float]] = {key: [] for key in cases}
@@ -563,9 +562,9 @@ def wait_for_the_panel_to_stop(timeout: float = 10.0) -> None:
 
 
 def versions() -> str:
-    names = ["nbws", "websockets", "picows", "websocket-client", "aiohttp", "pandas", "pyarrow", "orjson"]
-    names.append("ipywidgets")
-    return ", ".join(f"{name} {version(name)}" if has(name) else f"no {name}" for name in names)
+    names = ["nbws", "websockets", "websocket-client", "aiohttp", "pandas", "pyarrow", "orjson", "ipywidgets"]
+    found = [f"{name} {version(name)}" for name in names]
+    return ", ".join([*found[:2], f"picows {version('picows')}" if HAS_PICOWS else "no picows", *found[2:]])
 
 
 def main(argv: list[str] | None = None) -> int:

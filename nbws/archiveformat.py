@@ -317,8 +317,7 @@ def table_rows(table: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
 def table_messages(table: pa.Table) -> pd.DataFrame:
     """A table of messages that are not JSON as a DataFrame indexed by ``received_at`` with one
     ``data`` column (str or bytes)."""
-    text = table.column("text").to_pylist()
-    binary = table.column("binary").to_pylist()
+    text, binary = (table.column(name).to_pylist() for name in NOT_JSON_COLUMNS)
     data = list(map(lambda t, b: b if t is None else t, text, binary))
     index = pd.DatetimeIndex(table.column(TIME_COLUMN).cast(pa.int64()).to_numpy().view("M8[ns]"))
     index = index.tz_localize("UTC").rename(TIME_COLUMN)
