@@ -48,7 +48,9 @@ class RedrawTimer:
 
     def _tick(self) -> None:
         # Loop thread only, so there is one chain of ticks: a refresh replaces the pending one.
-        self._cancel()
+        # The handle stays set while drawing, so that ``running`` never reads False mid-tick.
+        if self._next is not None:
+            self._next.cancel()
         with collector.paused():  # (see nbws.collector: a redraw parses or converts the newest rows)
             done = self._draw()
         self._next = None if done else nbws_loop.get_loop().call_later(TICK_SECONDS, self._tick)

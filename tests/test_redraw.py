@@ -75,6 +75,18 @@ def test_a_refresh_starts_a_stopped_timer_again_and_stop_cancels_the_next_tick()
     settled()
 
 
+def test_a_timer_that_keeps_ticking_reads_as_running_while_it_draws():
+    """Whoever waits for ``not running`` (a test, a notebook) must not see a tick in progress as
+    the timer having stopped: the final state is not shown yet."""
+    seen: list[bool] = []
+    drawer = Drawer(until=3)
+    timer = RedrawTimer(lambda: seen.append(timer.running) or drawer())
+    timer.refresh()
+    assert drawer.done.wait(5)
+    settled()
+    assert seen[1:] == [True, True] and not timer.running  # the 2nd and 3rd draws follow a tick
+
+
 def test_stop_after_the_loop_has_shut_down_does_not_start_it_again():
     """A widget closed by the garbage collector at exit stops its timer after nbws's exit handler
     stopped the loop: starting a thread then would hang the interpreter's exit."""
