@@ -25,6 +25,7 @@ from .dispatch import EVENT_TYPES, Dispatcher, Hold
 from .errors import ConnectError, ConnectionClosedError
 from .events import CloseEvent, ErrorEvent, MessageEvent
 from .jsontext import dumps
+from .messagelist import MessageList
 from .readers import Readers
 from .redact import redact_url, secrets_of
 from .registry import close_all, connections, registry
@@ -173,8 +174,10 @@ class WebSocket:
         return self._store.frame()
 
     @property
-    def messages(self) -> list[MessageEvent]:
-        """Every message received (JSON or not), oldest first; bounded by ``max_rows``."""
+    def messages(self) -> MessageList:
+        """Every message received (JSON or not), oldest first; bounded by ``max_rows``. A
+        snapshot that makes each ``MessageEvent`` when it is read: ``ws.messages[-1]`` costs one
+        event however many are retained; ``list(ws.messages)`` copies them all."""
         return self._store.messages()
 
     @property
@@ -200,7 +203,7 @@ class WebSocket:
     def recent(self, count: int, after: int = 0) -> list[MessageEvent]:
         """The newest ``count`` received messages whose ``seq`` is at least ``after``, oldest first."""
         received = self._store.received
-        return self._store.events(max(after, received - count), received)
+        return list(self._store.events(max(after, received - count), received))
 
     def recent_sent(self, count: int, after_ns: int = 0) -> list[tuple[int, str | bytes]]:
         """The newest ``count`` sent messages (``(time_ns, data)``) sent after ``after_ns``."""

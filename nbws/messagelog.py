@@ -19,8 +19,9 @@ from itertools import islice
 from typing import Any
 
 from . import collector
-from .events import MessageEvent, message_event
+from .events import MessageEvent
 from .jsontext import fast_loads, loads
+from .messagelist import MessageList
 
 __all__ = [
     "MessageLog",
@@ -272,28 +273,25 @@ class MessageLog:
         start = max(0, len(rows) - n)
         return [(t, flat_row(row)) for t, row in zip(row_times[start:], rows[start:])]
 
-    def messages(self) -> list[MessageEvent]:
-        """The retained messages as MessageEvents, oldest first."""
+    def messages(self) -> MessageList:
+        """The retained messages, oldest first (events made when read: ``MessageList``)."""
         return self.events(self.oldest_seq(), self.received)
 
-    def events(self, start: int, stop: int) -> list[MessageEvent]:
-        """The retained messages numbered ``start`` to ``stop - 1``, oldest first."""
+    def events(self, start: int, stop: int) -> MessageList:
+        """The retained messages numbered ``start`` to ``stop - 1``, oldest first; nothing is
+        copied (sealed chunks never change, the open one is only appended to)."""
         if self.max_rows is not None:
             start = max(start, self.received - self.max_rows)
         with self._lock:
-            parts = [
-                (s.first_seq, s.data, s.times) for s in self._sealed if s.first_seq + len(s.data) > start
-            ]
-            first, count = self._first_seq, len(self._times)
-            lo, hi = max(start - first, 0), max(min(stop - first, count), 0)
-            parts.append((first + lo, self._data[lo:hi], self._times[lo:hi]))
-        events = []
-        with collector.paused():
-            for first_seq, chunk_data, chunk_times in parts:
-                lo, hi = max(start - first_seq, 0), min(stop - first_seq, len(chunk_data))
-                seqs = range(first_seq + lo, first_seq + hi)
-                events.extend(map(message_event, chunk_data[lo:hi], seqs, chunk_times[lo:hi]))
-        return events
+            # (first seq, payloads, times, how many): the open chunk's count is its times'.
+            chunks = [(s.first_seq, s.data, s.times, len(s.data)) for s in self._sealed]
+            chunks.append((self._first_seq, self._data, self._times, len(self._times)))
+        parts = [
+            (first, data, times, max(start - first, 0), max(min(stop - first, count), 0))
+            for first, data, times, count in chunks
+            if first + count > start
+        ]
+        return MessageList(parts)
 
     def oldest_seq(self) -> int:
         """The seq of the oldest retained message (== ``received`` when none is retained)."""
