@@ -68,23 +68,27 @@ class MessageList(Sequence[MessageEvent]):
         return message_event(data[j], first_seq + j, times[j])
 
     def __iter__(self) -> Iterator[MessageEvent]:
-        for first_seq, data, times, lo, hi in self._parts:
-            yield from map(message_event, data[lo:hi], range(first_seq + lo, first_seq + hi), times[lo:hi])
+        for data, seqs, times in self._pieces(0, len(self)):
+            yield from map(message_event, data, seqs, times)
 
     def _events(self, start: int, stop: int) -> list[MessageEvent]:
         """The events at positions ``start`` to ``stop - 1``, made with the collector paused."""
         events: list[MessageEvent] = []
-        offset = 0
         with collector.paused():
-            for (first_seq, data, times, lo, hi), end in zip(self._parts, self._ends):
-                a, b = max(start - offset, 0) + lo, min(stop - offset, hi - lo) + lo
-                if a < b:
-                    seqs = range(first_seq + a, first_seq + b)
-                    events.extend(map(message_event, data[a:b], seqs, times[a:b]))
-                offset = end
-                if offset >= stop:
-                    break
+            for data, seqs, times in self._pieces(start, stop):
+                events.extend(map(message_event, data, seqs, times))
         return events
+
+    def _pieces(self, start: int, stop: int) -> Iterator[tuple[Sequence[Any], range, Sequence[int]]]:
+        """Per chunk, the payloads, seqs and times of positions ``start`` to ``stop - 1``."""
+        offset = 0
+        for (first_seq, data, times, lo, hi), end in zip(self._parts, self._ends):
+            a, b = max(start - offset, 0) + lo, min(stop - offset, hi - lo) + lo
+            if a < b:
+                yield data[a:b], range(first_seq + a, first_seq + b), times[a:b]
+            if end >= stop:
+                return
+            offset = end
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (MessageList, list, tuple)):

@@ -236,10 +236,7 @@ class PicowsTransport:
     async def receive(conn: _Listener, store: Any, dispatcher: Any, readers: Any) -> None:
         """Deliver messages into the store until the connection ends."""
         conn.deliver_to(message_sink(store, dispatcher, readers))
-        try:
-            await conn.transport.wait_disconnected()
-        except WSProtocolError:
-            pass  # (we failed the connection: the closing handshake says how)
+        await _disconnected(conn.transport)
 
     @staticmethod
     async def send(conn: _Listener, data: str | bytes) -> bool:
@@ -257,18 +254,13 @@ class PicowsTransport:
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason.encode())
         try:
-            await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT)
+            await asyncio.wait_for(_disconnected(transport), CLOSE_TIMEOUT)
         except TimeoutError:
             transport.disconnect(graceful=False)
-        except WSProtocolError:
-            pass
 
     @staticmethod
     async def wait_closed(conn: _Listener) -> None:
-        try:
-            await conn.transport.wait_disconnected()
-        except WSProtocolError:
-            pass
+        await _disconnected(conn.transport)
 
     @staticmethod
     def abort(conn: _Listener) -> None:
@@ -289,6 +281,15 @@ class PicowsTransport:
         if conn.invalid_close:  # (as websockets: not a close frame received, a protocol error)
             rcvd, rcvd_then_sent = None, False
         return close_outcome(rcvd, sent, rcvd_then_sent, self.options)
+
+
+async def _disconnected(transport: Any) -> None:
+    """Wait until picows has disconnected. It raises the ``WSProtocolError`` with which nbws
+    failed the connection: the closing handshake says how it ended, so that is not an error here."""
+    try:
+        await transport.wait_disconnected()
+    except WSProtocolError:
+        pass
 
 
 def _valid_close_code(code: int) -> bool:
