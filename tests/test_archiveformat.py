@@ -88,6 +88,16 @@ def test_arrays_are_kept_as_the_message_that_arrived_not_encoded_again(tmp_path)
     assert table.schema.field(TIME_COLUMN).type == pa.timestamp("ns", tz="UTC")
 
 
+def test_on_a_feed_of_several_shapes_only_rows_with_arrays_keep_their_message(tmp_path):
+    """A ticker's row is whole in the columns: its message is not written again."""
+    ticker = {"type": "ticker", "price": "1.5", "seq": 7}
+    mixed = [ticker, BOOK[0], {**ticker, "seq": 8}, {"type": "trade", "flags": [1], "note": None}]
+    table = tables_of([mixed])[0]
+    message = through_parquet(table, tmp_path).column(MESSAGE_COLUMN).to_pylist()
+    assert [text is not None for text in message] == [False, True, False, True]
+    pd.testing.assert_frame_equal(read_back([table], tmp_path), frame_of(mixed))
+
+
 def test_plain_values_are_stored_as_parquet_types_a_query_engine_reads():
     messages = [{"n": 1, "x": 1.5, "s": "a", "ok": True, "big": 2**60, "nested": {"v": 2}}] * 3
     schema = tables_of([messages])[0].schema
