@@ -36,7 +36,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import loop as nbws_loop
-from .archiveformat import MESSAGE_COLUMN, NOT_JSON_COLUMNS, TIME_COLUMN, not_json_table, rows_table, unify
+from .archiveformat import (
+    MESSAGE_COLUMN,
+    NOT_JSON_COLUMNS,
+    TIME_COLUMN,
+    fit,
+    not_json_table,
+    rows_table,
+    unify,
+)
 from .errors import ArchiveError
 
 __all__ = ["Archive", "DEFAULT_EVERY", "NOT_JSON_DIR", "INCOMING_DIR", "partition"]
@@ -272,14 +280,14 @@ class Archive:
         try:
             if tables:
                 table = pa.concat_tables(tables) if key[0] else unify(tables)
-                if file is not None and not table.schema.equals(file.schema):
-                    widened = unify([file.schema.empty_table(), table])
-                    if widened.schema.equals(file.schema):
-                        table = widened
-                    else:  # a new column or type: this file ends, the next has both
+                if file is not None and not table.schema.equals(file.schema, check_metadata=True):
+                    fitted = fit(table, file.schema)
+                    if fitted is None:  # a new column or type: this file ends, the next has both
                         self._finish(key)
-                        table = widened
+                        table = unify([file.schema.empty_table(), table])
                         file = None
+                    else:
+                        table = fitted
                 if file is None:
                     file = self._files[key] = self._open_file(key, table)
                 file.writer.write_table(table)

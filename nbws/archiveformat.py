@@ -30,7 +30,7 @@ from .columns import EXACT_INT, unique_names
 from .jsontext import dumps, loads
 from .messagelog import VALUE_COLUMN, flat_row
 
-__all__ = ["TIME_COLUMN", "rows_table", "not_json_table", "unify", "table_rows", "table_messages"]
+__all__ = ["TIME_COLUMN", "rows_table", "not_json_table", "unify", "fit", "table_rows", "table_messages"]
 
 TIME_COLUMN = "received_at"
 TIME_TYPE = pa.timestamp("ns", tz="UTC")
@@ -238,12 +238,31 @@ def _conform(column: Any, was: pa.Field, to: pa.Field, rows: int) -> Any:
     return column if column.type == to.type else column.cast(to.type)
 
 
+def _same_columns(schema: pa.Schema, other: pa.Schema) -> bool:
+    """Whether two schemas have the same columns (names and types), whatever their order."""
+    types = dict(zip(other.names, other.types))
+    return len(schema) == len(types) and all(types.get(f.name) == f.type for f in schema)
+
+
 def unify(tables: list[pa.Table]) -> pa.Table:
     """The archive tables of one file as one table: every column of any, in the order they
     first appear, each with one type (see the module's docstring); missing values null."""
     first = tables[0].schema
     if all(t.schema.equals(first, check_metadata=True) for t in tables[1:]):
         return pa.concat_tables(tables)  # the usual case: one shape
+    if all(_same_columns(t.schema, first) for t in tables[1:]):
+        # Columns in another order (a feed of several shapes: chunks that began with another
+        # shape): only the metadata is combined.
+        schema = pa.schema(
+            [
+                _target(f.name, [t.schema.field(f.name) for t in tables], []) if f.metadata else f
+                for f in first
+            ]
+        )
+        names = first.names
+        return pa.concat_tables(
+            [pa.Table.from_arrays([t.column(n) for n in names], schema=schema) for t in tables]
+        )
     fields: dict[str, list[pa.Field]] = {}
     columns: dict[str, list[Any]] = {}
     for table in tables:
@@ -260,6 +279,26 @@ def unify(tables: list[pa.Table]) -> pa.Table:
             arrays.append(_conform(table.column(at) if at >= 0 else None, was, field, table.num_rows))
         conformed.append(pa.Table.from_arrays(arrays, schema=schema))
     return pa.concat_tables(conformed)
+
+
+def _kept_in_message(schema: pa.Schema) -> set[str]:
+    """The frame's columns whose values a schema's rows keep only in their message."""
+    at = schema.get_field_index(MESSAGE_COLUMN)
+    metadata = schema.field(at).metadata if at >= 0 else None
+    return set(json.loads(metadata[MESSAGE_KEY])) if metadata and MESSAGE_KEY in metadata else set()
+
+
+def fit(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
+    """``table`` as rows of a file of ``schema`` (its columns in that order, types widened to
+    it), or None if it does not fit: a new column, a wider type, or a field kept only in the
+    message that the file does not list (a file's schema, metadata included, is fixed when the
+    file is opened: read back, its rows would lack that field)."""
+    if not _kept_in_message(table.schema) <= _kept_in_message(schema):
+        return None
+    fitted = unify([schema.empty_table(), table])
+    if not fitted.schema.equals(schema):
+        return None
+    return pa.Table.from_arrays(fitted.columns, schema=schema)
 
 
 # -- back to the frame's rows ---------------------------------------------------------------

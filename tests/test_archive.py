@@ -7,6 +7,7 @@ Connections stream from the real demo server on 127.0.0.1; the archive is read b
 from __future__ import annotations
 
 import gc
+import json
 import os
 import threading
 import time
@@ -21,8 +22,10 @@ import pytest
 import nbws
 from nbws.archive import INCOMING_DIR, NOT_JSON_DIR, Archive, partition
 from nbws.columns import chunk_frame
+from nbws.store import MessageStore
 
 HOUR_NS = 3_600 * 10**9
+BASE = pd.Timestamp("2026-12-06 09:00", tz="UTC").value
 
 
 def parquet_files(root: Path) -> list[Path]:
@@ -152,6 +155,28 @@ def test_rows_go_to_the_partition_of_the_hour_they_arrived_in(tmp_path):
     assert folders == ["date=2026-12-06/hour=23", "date=2026-12-07/hour=00", "date=2026-12-07/hour=01"]
     assert nbws.read(tmp_path)["i"].tolist() == [0, 1, 2, 3]
     assert partition(midnight // HOUR_NS) == "date=2026-12-07/hour=00"
+
+
+def test_batches_that_join_an_open_file_keep_every_field_on_reading(tmp_path, monkeypatch):
+    """Batches written as row groups of one open file: one whose columns come in another
+    order joins it; one with a field kept only in the message (a new array) starts the next
+    file, since a file's schema (which fields its messages hold) is fixed when it opens."""
+    monkeypatch.setattr(nbws.archive, "ROW_GROUP_ROWS", 1)  # every batch its own row group
+    store = MessageStore(chunk_size=2)
+    store.archive = Archive(tmp_path)
+    messages = [
+        *({"i": i, "b": [i]} for i in range(4)),
+        *({"b": [i], "i": i} for i in range(4, 8)),  # the same columns, in another order
+        *({"i": i, "b": [i], "x": [i, "new"]} for i in range(8, 12)),  # a new array
+    ]
+    for i, message in enumerate(messages):
+        store.append(json.dumps(message), BASE + i)
+    store.seal_now()
+    store.archive.rotate()
+    assert store.archive.wait_written(20)
+    pd.testing.assert_frame_equal(nbws.read(tmp_path), store.frame())
+    groups = [pq.ParquetFile(file).metadata.num_row_groups for file in parquet_files(tmp_path)]
+    assert groups == [2, 1]
 
 
 def test_a_file_is_renamed_in_whole_never_seen_half_written(tmp_path):

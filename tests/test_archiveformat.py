@@ -118,6 +118,8 @@ def test_plain_values_are_stored_as_parquet_types_a_query_engine_reads():
         [[{"id": 2**60, "v": 1}], [{"v": 2}]],  # ids beyond 2**53 stay exact beside missing ones
         [[{"x": [1, 2]}], [{"x": 3}]],  # an array column, then a plain one
         [[{"x": 1}], [{"x": [1, "a", None, {"k": 1}]}]],  # a plain column, then arrays
+        [[{"x": 1, "b": [1]}], [{"b": [2], "x": 2, "y": [3]}]],  # another order, a new array
+        [[{"x": 1, "b": [1]}, {"s": "t"}], [{"s": "u"}, {"b": [2], "x": 2}]],  # another order
     ],
     ids=[
         "widens",
@@ -127,6 +129,8 @@ def test_plain_values_are_stored_as_parquet_types_a_query_engine_reads():
         "wide ids",
         "array then plain",
         "plain then array",
+        "reordered with a new array",
+        "reordered",
     ],
 )
 def test_tables_that_disagree_read_back_as_the_frame_of_all_their_rows(tmp_path, batches):
