@@ -255,7 +255,9 @@ def unify(tables: list[pa.Table]) -> pa.Table:
         # shape): only the metadata is combined.
         schema = pa.schema(
             [
-                _target(f.name, [t.schema.field(f.name) for t in tables], []) if f.metadata else f
+                _target(f.name, [t.schema.field(f.name) for t in tables], [t.column(f.name) for t in tables])
+                if f.metadata
+                else f
                 for f in first
             ]
         )
