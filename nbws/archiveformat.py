@@ -18,6 +18,7 @@ value per row (marked in the field's metadata), which costs more but happens onl
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -107,14 +108,18 @@ def _json_storage(text: pa.Array) -> pa.Array:
     return pa.ExtensionArray.from_storage(JSON_TYPE, text) if HAS_JSON_TYPE else text
 
 
-def rows_table(rows: pd.DataFrame | pa.Table, times: np.ndarray, texts: list[str] | None = None) -> pa.Table:
-    """The rows of a sealed batch (a DataFrame of the frame's rows, or an Arrow table from
-    ``nbws.arrowchunk``), their arrival times (int64 ns) and, for a DataFrame, the text of each
-    row's message, as an archive table: the message of each row that has a value in a column of
-    other values (arrays, mixed types), null for the others. Without ``texts``, columns of other
-    values are stored as JSON one value at a time."""
+def rows_table(
+    rows: pd.DataFrame | Mapping[str, pd.Series] | pa.Table, times: np.ndarray, texts: list[str] | None = None
+) -> pa.Table:
+    """The rows of a sealed batch (a DataFrame of the frame's rows or its columns by name, or an
+    Arrow table from ``nbws.arrowchunk``), their arrival times (int64 ns) and, for a DataFrame,
+    the text of each row's message, as an archive table: the message of each row that has a
+    value in a column of other values (arrays, mixed types), null for the others. Without
+    ``texts``, columns of other values are stored as JSON one value at a time."""
     is_table = isinstance(rows, pa.Table)
-    names = [*(rows.column_names if is_table else map(str, rows.columns))]
+    if isinstance(rows, pd.DataFrame):
+        rows = dict(rows.items())
+    names = [*(rows.column_names if is_table else map(str, rows))]
     # A feed's own "received_at" or "_message" is stored as "received_at.1"... (renamed back on
     # reading), whatever else the batch holds, so that the same name means the same in every file.
     stored = unique_names([TIME_COLUMN, MESSAGE_COLUMN, *names])[2:]
@@ -122,7 +127,7 @@ def rows_table(rows: pd.DataFrame | pa.Table, times: np.ndarray, texts: list[str
     arrays = [_time_array(times)]
     in_message = []
     has_other_values = None  # (per row: a value in one of in_message's columns)
-    columns = rows.columns if is_table else (series for _, series in rows.items())
+    columns = rows.columns if is_table else rows.values()
     for name, as_name, column in zip(names, stored, columns):
         metadata = {} if name == as_name else {NAME_KEY: name.encode()}
         if is_table:

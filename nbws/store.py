@@ -85,23 +85,32 @@ def _picked(rows: list[dict], name: str) -> list | None:
 
 class _Rows:
     """Sealed rows not yet moved into the frame's buffers: a DataFrame or a pyarrow Table, and
-    their arrival times."""
+    their arrival times; a DataFrame's columns too until the archive took them."""
 
-    __slots__ = ("frame", "table", "times")
+    __slots__ = ("columns", "frame", "table", "times")
 
-    def __init__(self, times: list[int], frame: pd.DataFrame | None = None, table: Any = None) -> None:
+    def __init__(
+        self,
+        times: list[int],
+        frame: pd.DataFrame | None = None,
+        table: Any = None,
+        columns: dict[str, pd.Series] | None = None,
+    ) -> None:
         self.frame = frame
         self.table = table
         self.times = times
+        self.columns = columns
 
     def __len__(self) -> int:
         return len(self.times)
 
 
-def _objects_frame(chunks: list[tuple[list[int], list[Any]]]) -> tuple[pd.DataFrame | None, list[int]]:
-    """The JSON messages of chunks of (times, values) as one DataFrame (None if there are none)
-    and their times."""
-    from .columns import chunk_frame
+def _objects_columns(
+    chunks: list[tuple[list[int], list[Any]]],
+) -> tuple[dict[str, pd.Series] | None, list[int]]:
+    """The JSON messages of chunks of (times, values) as the columns of one DataFrame (see
+    ``nbws.columns.chunk_columns``; None if there are none) and their times."""
+    from .columns import chunk_columns
 
     rows: list[dict] = []
     row_times: list[int] = []
@@ -109,7 +118,16 @@ def _objects_frame(chunks: list[tuple[list[int], list[Any]]]) -> tuple[pd.DataFr
         chunk_rows, chunk_times = json_rows(times, values)
         rows += chunk_rows
         row_times += chunk_times
-    return (chunk_frame(rows) if rows else None), row_times
+    return (chunk_columns(rows) if rows else None), row_times
+
+
+def _objects_frame(chunks: list[tuple[list[int], list[Any]]]) -> tuple[pd.DataFrame | None, list[int]]:
+    """The JSON messages of chunks of (times, values) as one DataFrame (None if there are none)
+    and their times."""
+    from .columns import columns_frame
+
+    columns, times = _objects_columns(chunks)
+    return (None if columns is None else columns_frame(columns, len(times))), times
 
 
 def _frames(pending: list[_Rows]) -> Iterator[tuple[pd.DataFrame, Any]]:
@@ -199,8 +217,12 @@ class MessageStore(MessageLog):
 
     @staticmethod
     def _objects_rows(objects: list[tuple[list[int], list[Any]]]) -> list[_Rows]:
-        frame, times = _objects_frame(objects)
-        return [] if frame is None else [_Rows(times, frame=frame)]
+        from .columns import columns_frame
+
+        columns, times = _objects_columns(objects)
+        if columns is None:
+            return []
+        return [_Rows(times, frame=columns_frame(columns, len(times)), columns=columns)]
 
     def _archived(
         self, ready: list[_Rows], objects: list | None = None, texts: list | None = None
@@ -208,9 +230,12 @@ class MessageStore(MessageLog):
         """``ready``, also handed to the archive if there is one; a batch of objects with the
         text of its messages (``texts``: the payloads of each chunk of ``objects``)."""
         archive = self.archive
-        if archive is None:
-            return ready
         for rows in ready:
+            # (pandas makes a Series each time a frame's column is asked for: the archive takes
+            # the columns the frame was made of; the frame keeps them, so they go now)
+            columns, rows.columns = rows.columns, None
+            if archive is None:
+                continue
             if rows.table is not None:
                 archive.add_rows(rows.table, rows.times)
             else:  # (the text of the JSON messages: those the frame has a row for)
@@ -220,7 +245,7 @@ class MessageStore(MessageLog):
                     for d, v in zip(data, values)
                     if v is not NOT_JSON
                 ]
-                archive.add_rows(rows.frame, rows.times, row_texts)
+                archive.add_rows(columns, rows.times, row_texts)
         return ready
 
     def seal_now(self) -> None:

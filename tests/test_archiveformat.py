@@ -98,6 +98,18 @@ def test_on_a_feed_of_several_shapes_only_rows_with_arrays_keep_their_message(tm
     pd.testing.assert_frame_equal(read_back([table], tmp_path), frame_of(mixed))
 
 
+def test_a_frame_and_its_columns_by_name_give_the_same_table():
+    """The store hands over the columns a frame was made of (pandas would make each again)."""
+    mixed = [{"type": "ticker", "price": "1.5", "seq": 7}, BOOK[0], {"type": "trade", "flags": [1]}]
+    texts = [json.dumps(m) for m in mixed]
+    rows, _ = json_rows(list(range(len(mixed))), parse_messages(texts)[0])
+    times = np.arange(len(mixed), dtype="int64") + T0
+    frame = chunk_frame(rows)
+    by_name = rows_table(dict(frame.items()), times, texts)
+    assert by_name.equals(rows_table(frame, times, texts), check_metadata=True)
+    assert by_name.column_names == [TIME_COLUMN, "type", "price", "seq", "e", "E", "s", MESSAGE_COLUMN]
+
+
 def test_plain_values_are_stored_as_parquet_types_a_query_engine_reads():
     messages = [{"n": 1, "x": 1.5, "s": "a", "ok": True, "big": 2**60, "nested": {"v": 2}}] * 3
     schema = tables_of([messages])[0].schema

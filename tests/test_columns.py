@@ -7,7 +7,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from test_store import SETTINGS, json_objects
 
-from nbws.columns import chunk_frame, unique_names
+from nbws.columns import chunk_columns, chunk_frame, columns_frame, unique_names
 
 
 def test_nested_objects_flatten_like_json_normalize():
@@ -74,6 +74,19 @@ def test_any_json_objects_give_one_row_each(rows):
     frame = chunk_frame(rows)
     assert isinstance(frame, pd.DataFrame)
     assert len(frame) == len(rows)
+
+
+@SETTINGS
+@given(rows=st.lists(json_objects(), max_size=8))
+@example(rows=[{"a": "\ud800", "b": {"c": [1]}}])
+def test_the_columns_are_the_frames(rows):
+    """chunk_columns gives the columns chunk_frame is made of, by name, in its order."""
+    columns = chunk_columns(rows)
+    frame = chunk_frame(rows)
+    assert list(columns) == list(frame.columns)
+    for name, series in columns.items():
+        pd.testing.assert_series_equal(series, frame[name], check_names=False)
+    pd.testing.assert_frame_equal(columns_frame(columns, len(rows)), frame)
 
 
 def test_objects_in_a_few_rows_land_in_those_rows():
