@@ -214,10 +214,11 @@ class Archive:
             times = np.asarray(times, dtype="int64")
             self._add(False, rows_table(rows, times, texts), times)
 
-    def add_not_json(self, times: list[int], data: list[str | bytes]) -> None:
+    def add_not_json(self, times: list[int] | np.ndarray, data: list[str | bytes]) -> None:
         """Messages that are not JSON (binary, or text that does not parse)."""
         if times:
-            self._add(True, not_json_table(times, data), np.asarray(times, dtype="int64"))
+            times = np.asarray(times, dtype="int64")  # (once: the table needs them too)
+            self._add(True, not_json_table(times, data), times)
 
     def _add(self, not_json: bool, table: pa.Table, times: np.ndarray) -> None:
         hours = times // _HOUR_NS

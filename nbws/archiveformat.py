@@ -158,7 +158,7 @@ def rows_table(
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def not_json_table(times: list[int], data: list[str | bytes]) -> pa.Table:
+def not_json_table(times: list[int] | np.ndarray, data: list[str | bytes]) -> pa.Table:
     """Messages that are not JSON (binary, or text that does not parse): ``received_at``, then
     ``text`` or ``binary`` (the other null)."""
     kinds = set(map(type, data))
@@ -170,7 +170,7 @@ def not_json_table(times: list[int], data: list[str | bytes]) -> pa.Table:
         is_text = [d.__class__ is str for d in data]
         text = pa.array([d if t else None for d, t in zip(data, is_text)], type=pa.large_string())
         binary = pa.array([None if t else bytes(d) for d, t in zip(data, is_text)], type=pa.large_binary())
-    arrays = [_time_array(np.asarray(times, dtype="int64")), text, binary]
+    arrays = [_time_array(times), text, binary]
     return pa.table(dict(zip([TIME_COLUMN, *NOT_JSON_COLUMNS], arrays)))
 
 
