@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import nbws
-from nbws.archive import INCOMING_DIR, NOT_JSON_DIR, Archive, partition
+from nbws.archive import INCOMING_DIR, NOT_JSON_DIR, Archive, partition, row_group_ready
 from nbws.columns import chunk_frame
 from nbws.store import MessageStore
 
@@ -177,6 +177,47 @@ def test_batches_that_join_an_open_file_keep_every_field_on_reading(tmp_path, mo
     pd.testing.assert_frame_equal(nbws.read(tmp_path), store.frame())
     groups = [pq.ParquetFile(file).metadata.num_row_groups for file in parquet_files(tmp_path)]
     assert groups == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("rows", "size", "writer_idle", "ready"),
+    [
+        (8_192, 1, False, True),  # a full group: rows
+        (10, 8 * 2**20, False, True),  # a full group: bytes
+        (4_096, 2 * 2**20, True, True),  # wide rows, and the writer has nothing to do
+        (4_096, 2 * 2**20, False, False),  # wide rows, the writer busy: they gather
+        (8_191, 2 * 2**20 - 1, True, False),  # narrow rows gather to a full group
+    ],
+)
+def test_rows_go_to_the_writer_as_a_full_row_group_or_early_when_it_is_idle(rows, size, writer_idle, ready):
+    assert row_group_ready(rows, size, writer_idle) is ready
+
+
+def test_an_idle_writer_takes_wide_rows_early_and_a_busy_one_lets_them_gather(tmp_path, monkeypatch):
+    """Row groups as written: each batch on its own while the writer waits for work, the batches
+    that came while it was busy together."""
+    monkeypatch.setattr(nbws.archive, "EARLY_ROW_GROUP_BYTES", 1)
+    archive = Archive(tmp_path)
+
+    def add(first: int) -> None:
+        numbers = range(first, first + 3)
+        archive.add_rows(chunk_frame([{"i": i} for i in numbers]), BASE + np.array(numbers))
+
+    add(0)
+    assert archive.wait_written(20)
+    add(3)
+    assert archive.wait_written(20)
+    gate = threading.Event()
+    nbws.archive._writer.submit(lambda: gate.wait(20))  # the writer busy with another archive's file
+    add(6)
+    add(9)
+    gate.set()
+    archive.rotate()
+    assert archive.wait_written(20)
+    [file] = parquet_files(tmp_path)
+    metadata = pq.ParquetFile(file).metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [3, 3, 6]
+    assert nbws.read(tmp_path)["i"].tolist() == list(range(12))
 
 
 def test_a_file_is_renamed_in_whole_never_seen_half_written(tmp_path):
