@@ -231,8 +231,8 @@ class MessageStore(MessageLog):
         text of its messages (``texts``: the payloads of each chunk of ``objects``)."""
         archive = self.archive
         for rows in ready:
-            # (pandas makes a Series each time a frame's column is asked for: the archive takes
-            # the columns the frame was made of; the frame keeps them, so they go now)
+            # (pandas makes a Series each time a frame's column is asked for, so the archive
+            # takes the columns the frame was made of; the frame holds their values, they go)
             columns, rows.columns = rows.columns, None
             if archive is None:
                 continue
