@@ -198,6 +198,7 @@ def test_an_idle_writer_takes_wide_rows_early_and_a_busy_one_lets_them_gather(tm
     that came while it was busy together."""
     monkeypatch.setattr(nbws.archive, "EARLY_ROW_GROUP_BYTES", 1)
     archive = Archive(tmp_path)
+    assert archive.wait_written(20)  # (the writer is shared: nothing left from other tests)
 
     def add(first: int) -> None:
         numbers = range(first, first + 3)
